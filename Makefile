@@ -1,0 +1,72 @@
+# mailkeep — see README.md.  make | make check | make check-asan | make install
+PREFIX  ?= /usr/local
+DESTDIR ?=
+BINDIR   = $(PREFIX)/bin
+MANDIR   = $(PREFIX)/share/man
+UNITDIR  = $(PREFIX)/lib/systemd/system
+
+CC      ?= cc
+BUILD   ?= build
+PKGS     = libxml-2.0 libcurl openssl
+CFLAGS  ?= -O2 -g
+WARN     = -std=c11 -Wall -Wextra -Werror -D_GNU_SOURCE
+XCFLAGS  = $(WARN) -Ilib $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+LDLIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lldap -llber -lcrypt -lz
+
+TOOLS    = $(patsubst cmd/%.c,%,$(wildcard cmd/*.c))
+LIBSRC   = $(wildcard lib/*.c)
+LIBOBJ   = $(patsubst lib/%.c,$(BUILD)/lib/%.o,$(LIBSRC))
+UNITSRC  = $(wildcard tests/unit/test_*.c)
+UNITBIN  = $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNITSRC))
+BINS     = $(addprefix $(BUILD)/bin/,$(TOOLS))
+
+.PHONY: all check check-asan unit bats install demo bench fuzz clean deps
+all: $(BINS) $(UNITBIN)
+
+$(BUILD)/lib/%.o: lib/%.c $(wildcard lib/*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(XCFLAGS) $(CFLAGS) -c -o $@ $<
+
+$(BUILD)/libmailkeep.a: $(LIBOBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/bin/%: cmd/%.c $(BUILD)/libmailkeep.a $(wildcard lib/*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(XCFLAGS) $(CFLAGS) -o $@ $< $(BUILD)/libmailkeep.a $(LDLIBS) $(LDFLAGS)
+
+$(BUILD)/tests/%: tests/unit/%.c tests/unit/t.h $(BUILD)/libmailkeep.a $(wildcard lib/*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(XCFLAGS) -Itests/unit $(CFLAGS) -o $@ $< $(BUILD)/libmailkeep.a $(LDLIBS) $(LDFLAGS)
+
+deps:
+	@scripts/deps
+
+# The test command of the README.  Runs C unit tests and bats tests and ends
+# with "N passed, N failed, N skipped".  TESTS=pattern limits the bats files.
+check: deps all
+	@BUILD=$(BUILD) scripts/run-tests
+
+check-asan:
+	@$(MAKE) --no-print-directory check BUILD=build-asan \
+		CFLAGS="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" \
+		LDFLAGS="-fsanitize=address,undefined"
+
+demo: deps all
+	@BUILD=$(BUILD) scripts/demo
+
+bench: deps all
+	@BUILD=$(BUILD) scripts/bench/run
+
+install: all
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man5 \
+		$(DESTDIR)$(MANDIR)/man7 $(DESTDIR)$(UNITDIR)
+	install -m 755 $(BINS) $(DESTDIR)$(BINDIR)/
+	for m in man/*.1; do [ -e "$$m" ] && install -m 644 $$m $(DESTDIR)$(MANDIR)/man1/; done; true
+	for m in man/*.5; do [ -e "$$m" ] && install -m 644 $$m $(DESTDIR)$(MANDIR)/man5/; done; true
+	for m in man/*.7; do [ -e "$$m" ] && install -m 644 $$m $(DESTDIR)$(MANDIR)/man7/; done; true
+	for u in scripts/systemd/*.service scripts/systemd/*.socket scripts/systemd/*.timer; do \
+		[ -e "$$u" ] && install -m 644 $$u $(DESTDIR)$(UNITDIR)/; done; true
+
+clean:
+	rm -rf build build-asan
