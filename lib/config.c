@@ -108,7 +108,7 @@ static const struct key_def keys[] = {
 	{ SECT_GLOBAL, "domain", T_NAME, G(domain) },
 	{ SECT_GLOBAL, "subdomain", T_NAME, G(subdomain) },
 	{ SECT_GLOBAL, "tls_cert", T_PATH, G(tls_cert) },
-	{ SECT_GLOBAL, "tls_key", T_SECRET, G(tls_key) },
+	{ SECT_GLOBAL, "tls_key", T_PATH, G(tls_key) },
 	{ SECT_GLOBAL, "tls_min_protocol", T_TLS_MIN, G(tls_min_protocol) },
 	{ SECT_GLOBAL, "mail_dir", T_PATH, G(mail_dir) },
 	{ SECT_GLOBAL, "index_dir", T_PATH, G(index_dir) },
