@@ -20,7 +20,7 @@ UNITSRC  = $(wildcard tests/unit/test_*.c)
 UNITBIN  = $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNITSRC))
 BINS     = $(addprefix $(BUILD)/bin/,$(TOOLS))
 
-.PHONY: all check check-asan unit bats install demo bench fuzz clean deps
+.PHONY: all check check-asan install demo bench fuzz clean deps
 all: $(BINS) $(UNITBIN)
 
 $(BUILD)/lib/%.o: lib/%.c $(wildcard lib/*.h)
@@ -70,3 +70,32 @@ install: all
 
 clean:
 	rm -rf build build-asan
+
+# Fuzzing: every tests/fuzz/fuzz_*.c is a libFuzzer target linked against the
+# library built with clang and ASan+UBSan; each runs FUZZ_SECONDS on a copy of
+# its seed corpus tests/fuzz/corpus/<name>/ (crashes land in build-fuzz/).
+FUZZ_SECONDS ?= 20
+FUZZSRC  = $(wildcard tests/fuzz/fuzz_*.c)
+FUZZBIN  = $(patsubst tests/fuzz/%.c,build-fuzz/fuzz/%,$(FUZZSRC))
+FUZZFLAGS = -O1 -g -fsanitize=address,undefined -fno-sanitize-recover=undefined
+
+build-fuzz/fuzz/%: tests/fuzz/%.c build-fuzz/libmailkeep.a
+	@mkdir -p $(dir $@)
+	clang $(XCFLAGS) $(FUZZFLAGS) -fsanitize=fuzzer -o $@ $< build-fuzz/libmailkeep.a $(LDLIBS)
+
+build-fuzz/libmailkeep.a: $(LIBSRC) $(wildcard lib/*.h)
+	@$(MAKE) --no-print-directory BUILD=build-fuzz CC=clang \
+		CFLAGS="$(FUZZFLAGS) -fsanitize=fuzzer-no-link" build-fuzz/libmailkeep.a-real
+
+$(BUILD)/libmailkeep.a-real: $(LIBOBJ)
+	@rm -f $(BUILD)/libmailkeep.a
+	ar rcs $(BUILD)/libmailkeep.a $^
+
+fuzz: $(FUZZBIN)
+	@for f in $(FUZZBIN); do \
+		n=$$(basename $$f); c=build-fuzz/corpus/$${n#fuzz_}; \
+		mkdir -p $$c; cp -r tests/fuzz/corpus/$${n#fuzz_}/. $$c/ 2>/dev/null; \
+		echo "fuzz: $$n for $(FUZZ_SECONDS)s"; \
+		(cd build-fuzz && ../$$f -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
+			../$$c 2>&1 | grep -E 'stat::number_of_executed_units|ERROR|SUMMARY|Done') || exit 1; \
+	done
