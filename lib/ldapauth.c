@@ -3,18 +3,26 @@
 #include "config.h"
 #include "log.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <ldap.h>
+#include <netdb.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <sysexits.h>
+#include <sys/socket.h>
 #include <sys/time.h>
+#include <unistd.h>
 
 #define LDAPAUTH_MAX_FILTER 4096
 
 struct ldapauth {
 	LDAP *ld;
+	char host[256];
+	int port;
 	int bound_admin;		/* the connection is bound as the admin */
 	char uri[300];
 	enum config_tls tls;
@@ -111,10 +119,12 @@ int ldapauth_new(const struct config_ldap *lc, struct ldapauth **out, char *err,
 	la->tls = lc->tls;
 	la->timeout = lc->timeout > 0 ? lc->timeout : 10;
 	host = lc->host;
+	snprintf(la->host, sizeof(la->host), "%s", host);
+	la->port = lc->port > 0 ? lc->port : lc->tls == CONFIG_TLS_LDAPS ? 636 : 389;
 	v6 = strchr(host, ':') != NULL;
 	snprintf(la->uri, sizeof(la->uri), "%s://%s%s%s:%d",
 		 lc->tls == CONFIG_TLS_LDAPS ? "ldaps" : "ldap", v6 ? "[" : "", host,
-		 v6 ? "]" : "", lc->port > 0 ? lc->port : lc->tls == CONFIG_TLS_LDAPS ? 636 : 389);
+		 v6 ? "]" : "", la->port);
 	snprintf(suffix, sizeof(suffix), "ou=people,%s", lc->dc_domain);
 	snprintf(la->people_dn, sizeof(la->people_dn), "%s", suffix);
 	if (ldapauth_make_dn("uid", lc->admin_name, suffix, la->admin_dn, sizeof(la->admin_dn)) < 0) {
@@ -168,13 +178,90 @@ static int ldapauth_transport_error(int rc)
 	       rc == LDAP_UNAVAILABLE || rc == LDAP_BUSY || rc == LDAP_TIMELIMIT_EXCEEDED;
 }
 
+/*
+ * libldap reports why a TLS handshake failed (hostname mismatch, ...) only
+ * through its debug log; the diagnostic message says "(unknown error
+ * code)".  Its LDAP_DEBUG_ANY lines are caught here (they would otherwise
+ * go to stderr unformatted) and the first "TLS: " one since the last
+ * connect attempt is kept for the error text.  Process-wide, like libldap's
+ * own debug settings.
+ */
+static char ldapauth_tls_diag[200];
+
+static void ldapauth_log_print(const char *msg)
+{
+	size_t n;
+
+	if (ldapauth_tls_diag[0] != '\0' || strncmp(msg, "TLS: ", 5) != 0 ||
+	    strstr(msg, "(unknown error code)") != NULL)
+		return;
+	snprintf(ldapauth_tls_diag, sizeof(ldapauth_tls_diag), "%s", msg);
+	n = strlen(ldapauth_tls_diag);
+	while (n > 0 && (ldapauth_tls_diag[n - 1] == '\n' || ldapauth_tls_diag[n - 1] == '.'))
+		ldapauth_tls_diag[--n] = '\0';
+}
+
+static void ldapauth_catch_tls_diag(void)
+{
+	static int done;
+	int level = 0x8000;	/* LDAP_DEBUG_NONE: only LDAP_DEBUG_ANY lines pass */
+
+	ldapauth_tls_diag[0] = '\0';
+	if (done)
+		return;
+	done = 1;
+	ber_set_option(NULL, LBER_OPT_LOG_PRINT_FN, (void *)ldapauth_log_print);
+	ldap_set_option(NULL, LDAP_OPT_DEBUG_LEVEL, &level);
+}
+
+/* 1 if host:port accepts a TCP connection within the timeout. */
+static int ldapauth_tcp_probe(const struct ldapauth *la)
+{
+	struct addrinfo hints = { .ai_socktype = SOCK_STREAM }, *ai = NULL, *p;
+	char port[16];
+	int ok = 0;
+
+	snprintf(port, sizeof(port), "%d", la->port);
+	if (getaddrinfo(la->host, port, &hints, &ai) != 0)
+		return 0;
+	for (p = ai; p != NULL && !ok; p = p->ai_next) {
+		int fd = socket(p->ai_family, p->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC,
+				p->ai_protocol);
+		struct pollfd pfd = { .fd = fd, .events = POLLOUT };
+		int soerr = 0;
+		socklen_t sl = sizeof(soerr);
+
+		if (fd < 0)
+			continue;
+		if (connect(fd, p->ai_addr, p->ai_addrlen) == 0)
+			ok = 1;
+		else if (errno == EINPROGRESS && poll(&pfd, 1, la->timeout * 1000) == 1 &&
+			 getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &sl) == 0 && soerr == 0)
+			ok = 1;
+		close(fd);
+	}
+	freeaddrinfo(ai);
+	return ok;
+}
+
 /* "what: libldap's text (server's diagnostic)" into err. */
 static void ldapauth_error(struct ldapauth *la, int rc, const char *what, char *err, size_t errlen)
 {
 	char *diag = NULL;
 
+	if (la->tls != CONFIG_TLS_NONE && (rc == LDAP_SERVER_DOWN || rc == LDAP_CONNECT_ERROR) &&
+	    (ldapauth_tls_diag[0] != '\0' || ldapauth_tcp_probe(la))) {
+		snprintf(err, errlen, "%s: TLS handshake failed: %s", la->uri,
+			 ldapauth_tls_diag[0] ? ldapauth_tls_diag :
+			 "certificate not trusted (check ca_file) or server not speaking TLS");
+		return;
+	}
 	if (la->ld != NULL)
 		ldap_get_option(la->ld, LDAP_OPT_DIAGNOSTIC_MESSAGE, &diag);
+	if (diag != NULL && strcmp(diag, "(unknown error code)") == 0) {
+		ldap_memfree(diag);
+		diag = NULL;
+	}
 	snprintf(err, errlen, "%s %s: %s%s%s%s", la->uri, what, ldap_err2string(rc),
 		 diag && *diag ? " (" : "", diag && *diag ? diag : "", diag && *diag ? ")" : "");
 	if (diag != NULL)
@@ -189,6 +276,8 @@ static int ldapauth_connect(struct ldapauth *la, char *err, size_t errlen)
 
 	if (la->ld != NULL)
 		return LDAP_SUCCESS;
+	if (la->tls != CONFIG_TLS_NONE)
+		ldapauth_catch_tls_diag();
 	rc = ldap_initialize(&la->ld, la->uri);
 	if (rc != LDAP_SUCCESS) {
 		ldapauth_error(la, rc, "init", err, errlen);
