@@ -30,26 +30,30 @@ static void usage(FILE *f)
 		"usage: mail-ldap-check [-c FILE] [-v] [--prompt] USER   (password on stdin)\n"
 		"       mail-ldap-check [-c FILE] [-v] --groups USER\n"
 		"       mail-ldap-check [-c FILE] [-v] --members\n"
+		"       mail-ldap-check [-c FILE] [-v] --batch   (USER<TAB>PASSWORD lines on stdin)\n"
 		"Checks USER's login against [ldap] or [users] passwd_file of mailkeep.conf.\n"
 		"  -c FILE     config file (else $MAILKEEP_CONFIG, else %s)\n"
 		"  -v          debug diagnostics on stderr\n"
 		"  --prompt    ask for the password on the terminal without echo\n"
 		"  --groups    list USER's LDAP groups: name<TAB>dn\n"
 		"  --members   list who may log in: login<TAB>dn\n"
+		"  --batch     check USER<TAB>PASSWORD lines from stdin on one connection\n"
 		"Exit: 0 ok, 77 rejected, 69 LDAP unavailable, 78 config error, 64 usage.\n",
 		CONFIG_DEFAULT_PATH);
 }
 
 /*
- * Reads one line of at most cap-1 bytes into buf (no newline, no "\r").
- * A longer line is consumed and reported as cap bytes long, which the
- * caller's checks refuse.  Returns the length.
+ * Reads one line of at most cap-1 bytes into buf (no newline, no "\r")
+ * with read(2), so no stdio buffer keeps a copy.  A longer line is consumed
+ * and reported as cap bytes long, which the caller's checks refuse.
+ * Returns the length, or -1 at end of input before any byte.
  */
-static size_t read_password(char *buf, size_t cap, int prompt)
+static ssize_t read_password(char *buf, size_t cap, int prompt)
 {
 	struct termios old, quiet;
 	int restore = 0;
 	size_t n = 0, total = 0;
+	int any = 0;
 	char c;
 
 	if (prompt && isatty(STDIN_FILENO)) {
@@ -66,7 +70,10 @@ static size_t read_password(char *buf, size_t cap, int prompt)
 
 		if (r < 0 && errno == EINTR)
 			continue;
-		if (r <= 0 || c == '\n')
+		if (r <= 0)
+			break;
+		any = 1;
+		if (c == '\n')
 			break;
 		if (n < cap - 1)
 			buf[n++] = c;
@@ -80,7 +87,9 @@ static size_t read_password(char *buf, size_t cap, int prompt)
 	if (n > 0 && buf[n - 1] == '\r' && total == n)
 		n--, total--;
 	buf[n] = '\0';
-	return total > n ? cap : n;
+	if (!any)
+		return -1;
+	return (ssize_t)(total > n ? cap : n);
 }
 
 static void print_pair(void *arg, const char *a, const char *b)
@@ -145,35 +154,84 @@ static int run_list(struct auth *a, const struct config *cfg, int groups, const 
 	return 0;
 }
 
+/* Prints the result line for one check; returns its exit code. */
+static int print_result(const char *user, size_t user_len, const struct auth_result *res)
+{
+	char shown[AUTH_MAX_USER + 1];
+
+	switch (res->status) {
+	case AUTH_OK:
+		printf("ok user=%s dn=%s home=%s\n", log_q(res->login),
+		       res->dn[0] ? log_q(res->dn) : "-", res->home[0] ? log_q(res->home) : "-");
+		return 0;
+	case AUTH_REJECTED:
+		snprintf(shown, sizeof(shown), "%.*s", (int)(user_len < AUTH_MAX_USER ?
+			 user_len : AUTH_MAX_USER), user);
+		printf("rejected user=%s reason=%s\n", log_q(shown), log_q(res->detail));
+		return EX_NOPERM;
+	default:
+		printf("unavailable error=%s\n", log_q(res->detail));
+		return EX_UNAVAILABLE;
+	}
+}
+
 static int run_check(struct auth *a, const char *user, int prompt)
 {
 	char pw[AUTH_MAX_PASSWORD + 2];
 	struct auth_result *res = calloc(1, sizeof(*res));
-	size_t n;
+	ssize_t n;
 	int rc;
 
 	if (res == NULL)
 		return EX_OSERR;
 	n = read_password(pw, sizeof(pw), prompt);
-	auth_check(a, user, strlen(user), pw, n, NULL, res);
+	auth_check(a, user, strlen(user), pw, n < 0 ? 0 : (size_t)n, NULL, res);
 	explicit_bzero(pw, sizeof(pw));
-	switch (res->status) {
-	case AUTH_OK:
-		printf("ok user=%s dn=%s home=%s\n", log_q(res->login),
-		       res->dn[0] ? log_q(res->dn) : "-", res->home[0] ? log_q(res->home) : "-");
-		rc = 0;
-		break;
-	case AUTH_REJECTED:
-		printf("rejected user=%s reason=%s\n", log_q(user), log_q(res->detail));
-		rc = EX_NOPERM;
-		break;
-	default:
-		printf("unavailable error=%s\n", log_q(res->detail));
-		rc = EX_UNAVAILABLE;
-		break;
-	}
+	rc = print_result(user, strlen(user), res);
 	free(res);
 	return rc;
+}
+
+/*
+ * --batch: "USER<TAB>PASSWORD" lines on stdin, one result line each, on
+ * one LDAP connection.  Exit 69 if any was unavailable, else 77 if any was
+ * rejected, else 0.
+ */
+static int run_batch(struct auth *a)
+{
+	char line[AUTH_MAX_USER + AUTH_MAX_PASSWORD + 3];
+	struct auth_result *res = calloc(1, sizeof(*res));
+	int worst = 0;
+
+	if (res == NULL)
+		return EX_OSERR;
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	for (;;) {
+		ssize_t got = read_password(line, sizeof(line), 0);
+		size_t n;
+		char *tab;
+		int rc;
+
+		if (got < 0)
+			break;
+		if (got == 0)
+			continue;
+		n = (size_t)got;
+		tab = n < sizeof(line) ? memchr(line, '\t', n) : NULL;
+		if (tab == NULL) {
+			printf("rejected user=- reason=%s\n", log_q("line is not USER<TAB>PASSWORD"));
+			rc = EX_NOPERM;
+		} else {
+			auth_check(a, line, (size_t)(tab - line), tab + 1, n - (size_t)(tab - line) - 1,
+				   NULL, res);
+			rc = print_result(line, (size_t)(tab - line), res);
+		}
+		explicit_bzero(line, sizeof(line));
+		if (rc == EX_UNAVAILABLE || (rc == EX_NOPERM && worst == 0))
+			worst = rc;
+	}
+	free(res);
+	return worst;
 }
 
 int main(int argc, char **argv)
@@ -184,10 +242,11 @@ int main(int argc, char **argv)
 		{ "prompt", no_argument, NULL, 'P' },
 		{ "groups", no_argument, NULL, 'G' },
 		{ "members", no_argument, NULL, 'M' },
+		{ "batch", no_argument, NULL, 'B' },
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *opt_c = NULL;
-	int verbose = 0, prompt = 0, groups = 0, members = 0, c, rc;
+	int verbose = 0, prompt = 0, groups = 0, members = 0, batch = 0, c, rc;
 	struct rlimit nocore = { 0, 0 };
 	struct config *cfg = NULL;
 	struct auth *a = NULL;
@@ -205,10 +264,12 @@ int main(int argc, char **argv)
 		case 'P': prompt = 1; break;
 		case 'G': groups = 1; break;
 		case 'M': members = 1; break;
+		case 'B': batch = 1; break;
 		default: usage(stderr); return EX_USAGE;
 		}
 	}
-	if ((groups && members) || (members ? optind != argc : optind + 1 != argc)) {
+	if (groups + members + batch > 1 ||
+	    (members || batch ? optind != argc : optind + 1 != argc)) {
 		usage(stderr);
 		return EX_USAGE;
 	}
@@ -223,7 +284,9 @@ int main(int argc, char **argv)
 		config_free(cfg);
 		return rc;
 	}
-	if (groups || members)
+	if (batch)
+		rc = run_batch(a);
+	else if (groups || members)
 		rc = run_list(a, cfg, groups, members ? NULL : argv[optind]);
 	else
 		rc = run_check(a, argv[optind], prompt);
