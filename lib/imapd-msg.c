@@ -1,0 +1,777 @@
+/*
+ * The selected mailbox: the client's view of the folder (sequence numbers),
+ * untagged updates, and the commands that work on messages.
+ *
+ * The view is an array of struct imapd_msg sorted by UID; message number
+ * n is view[n - 1].  It changes only in imapd_select_sync(), which merges
+ * the store's index into it and tells the client: EXPUNGE for messages
+ * gone (only when allowed, else they stay as "ghosts" until a later sync),
+ * FETCH FLAGS for flag changes made elsewhere, EXISTS/RECENT for arrivals.
+ */
+#include "imapd.h"
+
+#include "conn.h"
+#include "imap-seqset.h"
+#include "log.h"
+#include "maildir.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/inotify.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define MSG_GONE (1 << 9)	/* expunged on disk, not yet reported */
+
+struct imapd_selected {
+	char name[1025];
+	char dir[4096];
+	int readonly;
+	struct maildir_folder *folder;
+	struct imapd_msg *view;
+	size_t n, cap;
+	uint32_t last_exists;		/* EXISTS last reported */
+	uint32_t last_recent;
+	int watch_fd;
+	struct maildir_keywords kw;
+	int kw_loaded;
+};
+
+/* ---- flags ------------------------------------------------------------ */
+
+static const struct {
+	unsigned bit;
+	const char *name;
+} sysflags[] = {
+	{ MAILDIR_FLAG_REPLIED, "\\Answered" }, { MAILDIR_FLAG_FLAGGED, "\\Flagged" },
+	{ MAILDIR_FLAG_TRASHED, "\\Deleted" }, { MAILDIR_FLAG_SEEN, "\\Seen" },
+	{ MAILDIR_FLAG_DRAFT, "\\Draft" },
+};
+
+static void load_keywords(struct imapd_selected *sel)
+{
+	char err[256];
+
+	if (sel->kw_loaded)
+		maildir_keywords_clear(&sel->kw);
+	memset(&sel->kw, 0, sizeof(sel->kw));
+	if (maildir_keywords_read(sel->dir, &sel->kw, err, sizeof(err)) != 0)
+		log_warn("keywords", "dir=%s error=%s", log_q(sel->dir), log_q(err));
+	sel->kw_loaded = 1;
+}
+
+/* Appends "(\Seen $Forwarded ...)" for a message to s->out. */
+static void add_flags(struct imapd *s, const struct imapd_msg *m)
+{
+	struct imap_string *o = &s->out;
+	int first = 1;
+
+	imap_string_addc(o, '(');
+	for (size_t i = 0; i < sizeof(sysflags) / sizeof(sysflags[0]); i++)
+		if (m->flags & sysflags[i].bit) {
+			imap_string_addf(o, "%s%s", first ? "" : " ", sysflags[i].name);
+			first = 0;
+		}
+	if (m->flags & IMAPD_FLAG_RECENT) {
+		imap_string_addf(o, "%s\\Recent", first ? "" : " ");
+		first = 0;
+	}
+	/* P (passed) has no IMAP system flag: dovecot shows it as $Forwarded */
+	if (m->flags & MAILDIR_FLAG_PASSED) {
+		imap_string_addf(o, "%s$Forwarded", first ? "" : " ");
+		first = 0;
+	}
+	for (int k = 0; k < MAILDIR_KEYWORDS_MAX; k++)
+		if ((m->keywords & (1u << k)) && s->sel->kw.names[k] != NULL) {
+			imap_string_addf(o, "%s%s", first ? "" : " ", s->sel->kw.names[k]);
+			first = 0;
+		}
+	imap_string_addc(o, ')');
+}
+
+static void write_flags_list(struct imapd *s)
+{
+	struct imap_string *o = &s->out;
+
+	imap_string_clear(o);
+	imap_string_adds(o, "\\Answered \\Flagged \\Deleted \\Seen \\Draft $Forwarded");
+	for (int k = 0; k < MAILDIR_KEYWORDS_MAX; k++)
+		if (s->sel->kw.names[k] != NULL)
+			imap_string_addf(o, " %s", s->sel->kw.names[k]);
+	imapd_untagged(s, "FLAGS (%s)", o->buf);
+	imapd_untagged(s, "OK [PERMANENTFLAGS (%s%s)] Flags permitted.", s->sel->readonly ? "" : o->buf,
+		       s->sel->readonly ? "" : " \\*");
+}
+
+/* ---- the view --------------------------------------------------------- */
+
+static int view_reserve(struct imapd_selected *sel, size_t n)
+{
+	struct imapd_msg *v;
+	size_t cap;
+
+	if (n <= sel->cap)
+		return 0;
+	cap = sel->cap ? sel->cap * 2 : 256;
+	while (cap < n)
+		cap *= 2;
+	v = realloc(sel->view, cap * sizeof(*v));
+	if (v == NULL)
+		return -1;
+	sel->view = v;
+	sel->cap = cap;
+	return 0;
+}
+
+void imapd_select_sync(struct imapd *s, int allow_expunge)
+{
+	struct imapd_selected *sel = s->sel;
+	const struct maildir_folder *f;
+	char err[512];
+	size_t i, j, out, nnew = 0;
+	int kw_reloaded = 0;
+
+	if (sel == NULL)
+		return;
+	if (maildir_folder_sync(sel->folder, sel->readonly ? 0 : MAILDIR_SYNC_MOVE_NEW, err,
+				sizeof(err)) != 0) {
+		log_warn("sync", "folder=%s error=%s", log_q(sel->name), log_q(err));
+		return;
+	}
+	f = sel->folder;
+	if (view_reserve(sel, sel->n + f->nmsgs) != 0)
+		return;
+
+	/* pass 1: flag changes and disappearances, in place */
+	for (i = 0, j = 0; i < sel->n; i++) {
+		struct imapd_msg *m = &sel->view[i];
+		while (j < f->nmsgs && f->msgs[j].uid < m->uid)
+			j++;
+		if (j < f->nmsgs && f->msgs[j].uid == m->uid) {
+			unsigned fl = f->msgs[j].flags;
+			if ((m->flags & 0xff) != fl || m->keywords != f->msgs[j].keywords) {
+				if (f->msgs[j].keywords & ~m->keywords && !kw_reloaded) {
+					load_keywords(sel);
+					kw_reloaded = 1;
+				}
+				m->flags = (uint16_t)((m->flags & ~0xff) | fl);
+				m->keywords = f->msgs[j].keywords;
+				imap_string_clear(&s->out);
+				add_flags(s, m);
+				imapd_untagged(s, "%zu FETCH (UID %u FLAGS %s)", i + 1, m->uid, s->out.buf);
+			}
+		} else {
+			m->flags |= MSG_GONE;
+		}
+	}
+	if (allow_expunge) {
+		/* report from the highest number down so earlier numbers stay valid */
+		for (i = sel->n; i-- > 0; )
+			if (sel->view[i].flags & MSG_GONE)
+				imapd_untagged(s, "%zu EXPUNGE", i + 1);
+		for (i = 0, out = 0; i < sel->n; i++)
+			if (!(sel->view[i].flags & MSG_GONE))
+				sel->view[out++] = sel->view[i];
+		sel->n = out;
+		sel->last_exists = (uint32_t)out;
+	}
+	/* pass 2: arrivals (UIDs above the highest we know) */
+	{
+		uint32_t top = sel->n ? sel->view[sel->n - 1].uid : 0;
+		for (j = 0; j < f->nmsgs; j++) {
+			if (f->msgs[j].uid <= top)
+				continue;
+			struct imapd_msg *m = &sel->view[sel->n++];
+			m->uid = f->msgs[j].uid;
+			m->flags = (uint16_t)(f->msgs[j].flags | IMAPD_FLAG_RECENT);
+			m->keywords = f->msgs[j].keywords;
+			m->modseq = 0;
+			if (m->keywords && !kw_reloaded) {
+				load_keywords(sel);
+				kw_reloaded = 1;
+			}
+			nnew++;
+		}
+	}
+	if (kw_reloaded && !allow_expunge)
+		; /* new keywords show up in FLAGS at the next full sync */
+	else if (kw_reloaded)
+		write_flags_list(s);
+	if (nnew > 0 || sel->n != sel->last_exists) {
+		sel->last_exists = (uint32_t)sel->n;
+		sel->last_recent += (uint32_t)nnew;
+		imapd_untagged(s, "%zu EXISTS", sel->n);
+		imapd_untagged(s, "%u RECENT", sel->last_recent);
+	}
+}
+
+int imapd_select_watch_fd(struct imapd *s)
+{
+	return s->sel ? s->sel->watch_fd : -1;
+}
+
+static void selected_free(struct imapd_selected *sel)
+{
+	if (sel == NULL)
+		return;
+	if (sel->watch_fd >= 0)
+		close(sel->watch_fd);
+	if (sel->kw_loaded)
+		maildir_keywords_clear(&sel->kw);
+	maildir_folder_free(sel->folder);
+	free(sel->view);
+	free(sel);
+}
+
+static int open_watch(const char *dir)
+{
+	char path[4200];
+	int fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+
+	if (fd < 0)
+		return -1;
+	snprintf(path, sizeof(path), "%s/new", dir);
+	inotify_add_watch(fd, path, IN_CREATE | IN_MOVED_TO | IN_MOVED_FROM | IN_DELETE);
+	snprintf(path, sizeof(path), "%s/cur", dir);
+	inotify_add_watch(fd, path, IN_CREATE | IN_MOVED_TO | IN_MOVED_FROM | IN_DELETE);
+	return fd;
+}
+
+int imapd_select_open(struct imapd *s, const char *tag, const char *name, const char *dir,
+		      int readonly)
+{
+	struct imapd_selected *sel = calloc(1, sizeof(*sel));
+	struct maildir_status st;
+	char err[512];
+	size_t i;
+
+	if (sel == NULL) {
+		imapd_tagged(s, tag, "NO [SERVERBUG] Out of memory.");
+		return -1;
+	}
+	sel->watch_fd = -1;
+	snprintf(sel->name, sizeof(sel->name), "%s", name);
+	snprintf(sel->dir, sizeof(sel->dir), "%s", dir);
+	sel->readonly = readonly;
+	if (maildir_folder_open(dir, &sel->folder, err, sizeof(err)) != 0 ||
+	    maildir_folder_sync(sel->folder, 0, err, sizeof(err)) != 0) {
+		log_warn("select", "folder=%s error=%s", log_q(name), log_q(err));
+		imapd_tagged(s, tag, "NO [SERVERBUG] Cannot open the mailbox. "
+			     "The administrator has been told.");
+		selected_free(sel);
+		return -1;
+	}
+	load_keywords(sel);
+	/* first look without moving: what is in new/ is \Recent for us */
+	maildir_folder_status(sel->folder, &st);
+	if (view_reserve(sel, sel->folder->nmsgs) != 0) {
+		imapd_tagged(s, tag, "NO [SERVERBUG] Out of memory.");
+		selected_free(sel);
+		return -1;
+	}
+	for (i = 0; i < sel->folder->nmsgs; i++) {
+		const struct maildir_msg *m = &sel->folder->msgs[i];
+		sel->view[i].uid = m->uid;
+		sel->view[i].flags = (uint16_t)(m->flags | (m->in_new && !readonly ?
+							   IMAPD_FLAG_RECENT : 0));
+		sel->view[i].keywords = m->keywords;
+		sel->view[i].modseq = 0;
+	}
+	sel->n = sel->folder->nmsgs;
+	sel->last_exists = (uint32_t)sel->n;
+	sel->last_recent = readonly ? 0 : st.recent;
+	sel->watch_fd = open_watch(dir);
+
+	if (s->sel != NULL)
+		imapd_select_close(s, 0);
+	s->sel = sel;
+	s->state = IMAPD_SELECTED;
+	write_flags_list(s);
+	imapd_untagged(s, "%zu EXISTS", sel->n);
+	imapd_untagged(s, "%u RECENT", sel->last_recent);
+	for (i = 0; i < sel->n; i++)
+		if (!(sel->view[i].flags & MAILDIR_FLAG_SEEN)) {
+			imapd_untagged(s, "OK [UNSEEN %zu] First unseen.", i + 1);
+			break;
+		}
+	imapd_untagged(s, "OK [UIDVALIDITY %u] UIDs valid", sel->folder->uidvalidity);
+	imapd_untagged(s, "OK [UIDNEXT %u] Predicted next UID", sel->folder->next_uid);
+	imapd_tagged(s, tag, "OK [%s] %s completed", readonly ? "READ-ONLY" : "READ-WRITE",
+		     readonly ? "Examine" : "Select");
+	/* claim \Recent: move new/ to cur/ now that the client knows */
+	if (!readonly && st.recent > 0 &&
+	    maildir_folder_sync(sel->folder, MAILDIR_SYNC_MOVE_NEW, err, sizeof(err)) != 0)
+		log_warn("sync", "folder=%s error=%s", log_q(name), log_q(err));
+	return 0;
+}
+
+/* Expunges every \Deleted message of the view (silently if !report). */
+static int expunge_deleted(struct imapd *s, const struct imap_seqset *uids, int report)
+{
+	struct imapd_selected *sel = s->sel;
+	char err[512];
+	int failed = 0;
+
+	for (size_t i = 0; i < sel->n; i++) {
+		struct imapd_msg *m = &sel->view[i];
+		if (!(m->flags & MAILDIR_FLAG_TRASHED) || (m->flags & MSG_GONE))
+			continue;
+		if (uids != NULL && !imap_seqset_contains(uids, m->uid, sel->view[sel->n - 1].uid))
+			continue;
+		if (maildir_msg_expunge(sel->folder, m->uid, err, sizeof(err)) != 0 &&
+		    maildir_folder_find(sel->folder, m->uid) != NULL) {
+			log_warn("expunge", "folder=%s uid=%u error=%s", log_q(sel->name), m->uid,
+				 log_q(err));
+			failed = 1;
+		}
+	}
+	(void)report;
+	return failed ? -1 : 0;
+}
+
+void imapd_select_close(struct imapd *s, int expunge)
+{
+	if (s->sel == NULL)
+		return;
+	if (expunge && !s->sel->readonly)
+		expunge_deleted(s, NULL, 0);
+	selected_free(s->sel);
+	s->sel = NULL;
+	s->state = IMAPD_AUTH;
+}
+
+/* ---- simple commands ------------------------------------------------- */
+
+void imapd_cmd_check(struct imapd *s, const struct imap_command *cmd)
+{
+	imapd_select_sync(s, 1);
+	imapd_tagged(s, cmd->tag, "OK Check completed.");
+}
+
+void imapd_cmd_close(struct imapd *s, const struct imap_command *cmd)
+{
+	imapd_select_close(s, 1);
+	imapd_tagged(s, cmd->tag, "OK Close completed.");
+}
+
+void imapd_cmd_unselect(struct imapd *s, const struct imap_command *cmd)
+{
+	imapd_select_close(s, 0);
+	imapd_tagged(s, cmd->tag, "OK Unselect completed.");
+}
+
+void imapd_cmd_expunge(struct imapd *s, const struct imap_command *cmd)
+{
+	struct imap_seqset uids = { 0 };
+	int rc;
+
+	if (s->sel->readonly) {
+		imapd_tagged(s, cmd->tag, "NO Mailbox is read-only.");
+		return;
+	}
+	if (cmd->uid) {
+		if (cmd->count != 1 || cmd->args[0].type != IMAP_ARG_ATOM ||
+		    imap_seqset_parse(cmd->args[0].str, 100000, 0, &uids) != 0) {
+			imapd_tagged(s, cmd->tag, "BAD UID EXPUNGE needs a UID set.");
+			return;
+		}
+	} else if (cmd->count != 0) {
+		imapd_tagged(s, cmd->tag, "BAD EXPUNGE takes no arguments.");
+		return;
+	}
+	rc = s->sel->n ? expunge_deleted(s, cmd->uid ? &uids : NULL, 1) : 0;
+	imap_seqset_free(&uids);
+	imapd_select_sync(s, 1);
+	if (rc != 0)
+		imapd_tagged(s, cmd->tag, "NO [SERVERBUG] Some messages could not be expunged.");
+	else
+		imapd_tagged(s, cmd->tag, "OK Expunge completed.");
+}
+
+/* ---- message sets ----------------------------------------------------- */
+
+/*
+ * Marks in mask[] (one byte per view entry) the messages ARG names, by
+ * UID or by sequence number.  Returns the count, or -1 after answering BAD.
+ * A sequence number beyond EXISTS is an error (RFC 3501 §9); UIDs that do
+ * not exist are silently skipped.
+ */
+static long resolve_set(struct imapd *s, const char *tag, const struct imap_arg *arg, int uid,
+			unsigned char **mask)
+{
+	struct imapd_selected *sel = s->sel;
+	struct imap_seqset set = { 0 };
+	long count = 0;
+
+	*mask = NULL;
+	if (arg->type != IMAP_ARG_ATOM || imap_seqset_parse(arg->str, 100000, 0, &set) != 0) {
+		imapd_tagged(s, tag, "BAD Invalid message set.");
+		return -1;
+	}
+	if (!uid) {
+		for (size_t r = 0; r < set.count; r++) {
+			uint32_t lo, hi;
+			imap_seq_range_resolve(&set.ranges[r], (uint32_t)sel->n, &lo, &hi);
+			if (hi > sel->n && set.ranges[r].lo != IMAP_SEQ_STAR &&
+			    set.ranges[r].hi != IMAP_SEQ_STAR) {
+				imap_seqset_free(&set);
+				imapd_tagged(s, tag, "BAD Error in IMAP command: Invalid messageset");
+				return -1;
+			}
+		}
+	}
+	*mask = calloc(sel->n ? sel->n : 1, 1);
+	if (*mask == NULL) {
+		imap_seqset_free(&set);
+		imapd_tagged(s, tag, "NO [SERVERBUG] Out of memory.");
+		return -1;
+	}
+	{
+		uint32_t star = uid ? (sel->n ? sel->view[sel->n - 1].uid : 0) : (uint32_t)sel->n;
+		for (size_t i = 0; i < sel->n; i++) {
+			uint32_t key = uid ? sel->view[i].uid : (uint32_t)(i + 1);
+			if (imap_seqset_contains(&set, key, star)) {
+				(*mask)[i] = 1;
+				count++;
+			}
+		}
+	}
+	imap_seqset_free(&set);
+	return count;
+}
+
+/* Appends "a,b:c" (compressed ranges) of the ascending numbers to out. */
+static void add_uid_ranges(struct imap_string *o, const uint32_t *v, size_t n)
+{
+	for (size_t i = 0; i < n; ) {
+		size_t j = i;
+		while (j + 1 < n && v[j + 1] == v[j] + 1)
+			j++;
+		if (i > 0)
+			imap_string_addc(o, ',');
+		if (j > i)
+			imap_string_addf(o, "%u:%u", v[i], v[j]);
+		else
+			imap_string_addf(o, "%u", v[i]);
+		i = j + 1;
+	}
+}
+
+/* ---- STORE ------------------------------------------------------------ */
+
+/* Parses one flag word into sysflag bits or a keyword index; -1 if invalid. */
+static int parse_flag(struct imapd *s, const char *w, int create, unsigned *bits, int *kw)
+{
+	char err[256];
+
+	*bits = 0;
+	*kw = -1;
+	if (w[0] == '\\') {
+		for (size_t i = 0; i < sizeof(sysflags) / sizeof(sysflags[0]); i++)
+			if (strcasecmp(w, sysflags[i].name) == 0) {
+				*bits = sysflags[i].bit;
+				return 0;
+			}
+		return strcasecmp(w, "\\Recent") == 0 ? -2 : -1;
+	}
+	if (strcasecmp(w, "$Forwarded") == 0) {
+		*bits = MAILDIR_FLAG_PASSED;
+		return 0;
+	}
+	for (const char *p = w; *p; p++)
+		if ((unsigned char)*p <= ' ' || (unsigned char)*p >= 0x7f ||
+		    strchr("(){%*\"\\]", *p) != NULL)
+			return -1;
+	if (strlen(w) > MAILDIR_KEYWORD_MAX_LEN)
+		return -1;
+	*kw = maildir_keywords_lookup(&s->sel->kw, w);
+	if (*kw < 0 && create) {
+		if (maildir_keywords_ensure(s->sel->dir, w, kw, err, sizeof(err)) != 0) {
+			log_warn("keyword", "name=%s error=%s", log_q(w), log_q(err));
+			return -3;
+		}
+		load_keywords(s->sel);
+	}
+	return 0;
+}
+
+void imapd_cmd_store(struct imapd *s, const struct imap_command *cmd)
+{
+	struct imapd_selected *sel = s->sel;
+	const struct imap_arg *item, *flags;
+	unsigned char *mask = NULL;
+	unsigned add_bits = 0;
+	uint32_t add_kw = 0;
+	int mode, silent = 0, failed = 0;
+	const char *w;
+	size_t nflags;
+	long count;
+	char err[512];
+
+	if (cmd->count < 3 || cmd->args[1].type != IMAP_ARG_ATOM) {
+		imapd_tagged(s, cmd->tag, "BAD STORE needs a message set, an item and flags.");
+		return;
+	}
+	if (sel->readonly) {
+		imapd_tagged(s, cmd->tag, "NO Mailbox is read-only.");
+		return;
+	}
+	item = &cmd->args[1];
+	w = item->str;
+	mode = w[0] == '+' ? 1 : w[0] == '-' ? -1 : 0;
+	if (mode)
+		w++;
+	if (strcasecmp(w, "FLAGS.SILENT") == 0)
+		silent = 1;
+	else if (strcasecmp(w, "FLAGS") != 0) {
+		imapd_tagged(s, cmd->tag, "BAD Invalid STORE item.");
+		return;
+	}
+	flags = &cmd->args[2];
+	if (flags->type == IMAP_ARG_LIST) {
+		if (cmd->count != 3) {
+			imapd_tagged(s, cmd->tag, "BAD Invalid STORE arguments.");
+			return;
+		}
+		nflags = flags->count;
+		flags = flags->list;
+	} else {
+		nflags = cmd->count - 2;
+	}
+	for (size_t i = 0; i < nflags; i++) {
+		unsigned bits;
+		int kw, r;
+		if (flags[i].type != IMAP_ARG_ATOM) {
+			imapd_tagged(s, cmd->tag, "BAD Invalid flag.");
+			return;
+		}
+		r = parse_flag(s, flags[i].str, mode >= 0, &bits, &kw);
+		if (r == -2)
+			continue;	/* \Recent cannot be stored; ignore as dovecot does */
+		if (r == -3) {
+			imapd_tagged(s, cmd->tag, "NO Too many keywords in this mailbox.");
+			return;
+		}
+		if (r < 0) {
+			imapd_tagged(s, cmd->tag, "BAD Invalid flag: %s", flags[i].str);
+			return;
+		}
+		add_bits |= bits;
+		if (kw >= 0)
+			add_kw |= 1u << kw;
+	}
+	count = resolve_set(s, cmd->tag, &cmd->args[0], cmd->uid, &mask);
+	if (count < 0)
+		return;
+	for (size_t i = 0; i < sel->n; i++) {
+		struct imapd_msg *m = &sel->view[i];
+		unsigned fl = m->flags & 0xff;
+		uint32_t kw = m->keywords;
+		if (!mask[i])
+			continue;
+		if (m->flags & MSG_GONE) {
+			failed = 1;
+			continue;
+		}
+		if (mode > 0) {
+			fl |= add_bits;
+			kw |= add_kw;
+		} else if (mode < 0) {
+			fl &= ~add_bits;
+			kw &= ~add_kw;
+		} else {
+			fl = add_bits;
+			kw = add_kw;
+		}
+		if (fl != (m->flags & 0xffu) || kw != m->keywords) {
+			if (maildir_msg_set_flags(sel->folder, m->uid, fl, kw, err, sizeof(err)) != 0) {
+				if (maildir_folder_find(sel->folder, m->uid) == NULL) {
+					m->flags |= MSG_GONE;
+				} else {
+					log_warn("store", "folder=%s uid=%u error=%s", log_q(sel->name),
+						 m->uid, log_q(err));
+				}
+				failed = 1;
+				continue;
+			}
+			m->flags = (uint16_t)((m->flags & ~0xffu) | fl);
+			m->keywords = kw;
+		}
+		if (!silent) {
+			imap_string_clear(&s->out);
+			add_flags(s, m);
+			if (cmd->uid)
+				imapd_untagged(s, "%zu FETCH (UID %u FLAGS %s)", i + 1, m->uid,
+					       s->out.buf);
+			else
+				imapd_untagged(s, "%zu FETCH (FLAGS %s)", i + 1, s->out.buf);
+		}
+	}
+	free(mask);
+	imapd_select_sync(s, 0);
+	if (failed)
+		imapd_tagged(s, cmd->tag, "NO Some of the requested messages no longer exist.");
+	else
+		imapd_tagged(s, cmd->tag, "OK Store completed.");
+}
+
+/* ---- COPY and MOVE ---------------------------------------------------- */
+
+/* Copies message M of the selected folder into DIR; its new UID in *uid. */
+static int copy_one(struct imapd *s, const struct imapd_msg *m, const char *dir,
+		    const struct maildir_keywords *dkw, uint32_t *uid, char *err, size_t errlen)
+{
+	struct maildir_delivery *d = NULL;
+	struct maildir_commit c = { 0 };
+	struct stat st;
+	uint32_t kw = 0;
+	int fd, rc;
+
+	rc = maildir_msg_open(s->sel->folder, m->uid, &fd, err, errlen);
+	if (rc != 0)
+		return rc;
+	/* keywords are letters per folder: map names, creating them there */
+	for (int k = 0; k < MAILDIR_KEYWORDS_MAX; k++) {
+		int idx;
+		if (!(m->keywords & (1u << k)) || s->sel->kw.names[k] == NULL)
+			continue;
+		idx = maildir_keywords_lookup(dkw, s->sel->kw.names[k]);
+		if (idx < 0 && maildir_keywords_ensure(dir, s->sel->kw.names[k], &idx, err,
+						       errlen) != 0)
+			idx = -1;
+		if (idx >= 0)
+			kw |= 1u << idx;
+	}
+	c.flags = m->flags & 0xff;
+	c.keywords = kw;
+	c.mtime = fstat(fd, &st) == 0 ? st.st_mtime : 0;
+	c.assign_uid = 1;
+	c.to_cur = 1;
+	rc = maildir_delivery_begin(dir, &d, err, errlen);
+	if (rc == 0)
+		rc = maildir_delivery_copy_fd(d, fd, -1, err, errlen);
+	close(fd);
+	if (rc != 0) {
+		maildir_delivery_abort(d);
+		return rc;
+	}
+	return maildir_delivery_commit(d, &c, uid, NULL, 0, err, errlen);
+}
+
+static void copy_or_move(struct imapd *s, const struct imap_command *cmd, int move)
+{
+	struct imapd_selected *sel = s->sel;
+	struct maildir_keywords dkw;
+	char name[1025], dir[4096], err[512];
+	unsigned char *mask = NULL;
+	uint32_t *src = NULL, *dst = NULL, uidvalidity = 0;
+	size_t ncopied = 0;
+	long count;
+	int failed = 0;
+
+	if (cmd->count != 2) {
+		imapd_tagged(s, cmd->tag, "BAD %s needs a message set and a mailbox.",
+			     move ? "MOVE" : "COPY");
+		return;
+	}
+	if (move && sel->readonly) {
+		imapd_tagged(s, cmd->tag, "NO Mailbox is read-only.");
+		return;
+	}
+	if (imapd_mailbox_path(s, cmd->tag, &cmd->args[1], name, sizeof(name), dir,
+			       sizeof(dir)) != 0)
+		return;
+	{
+		struct maildir_folder *df = NULL;
+		if (maildir_folder_open(dir, &df, err, sizeof(err)) != 0) {
+			imapd_tagged(s, cmd->tag, "NO [TRYCREATE] Mailbox doesn't exist: %s", name);
+			return;
+		}
+		if (maildir_folder_sync(df, 0, err, sizeof(err)) == 0)
+			uidvalidity = df->uidvalidity;
+		maildir_folder_free(df);
+	}
+	count = resolve_set(s, cmd->tag, &cmd->args[0], cmd->uid, &mask);
+	if (count < 0)
+		return;
+	memset(&dkw, 0, sizeof(dkw));
+	maildir_keywords_read(dir, &dkw, err, sizeof(err));
+	src = calloc((size_t)count + 1, sizeof(*src));
+	dst = calloc((size_t)count + 1, sizeof(*dst));
+	if (src == NULL || dst == NULL) {
+		free(mask);
+		free(src);
+		free(dst);
+		maildir_keywords_clear(&dkw);
+		imapd_tagged(s, cmd->tag, "NO [SERVERBUG] Out of memory.");
+		return;
+	}
+	for (size_t i = 0; i < sel->n && !failed; i++) {
+		if (!mask[i])
+			continue;
+		if (sel->view[i].flags & MSG_GONE) {
+			failed = 2;
+			break;
+		}
+		if (copy_one(s, &sel->view[i], dir, &dkw, &dst[ncopied], err, sizeof(err)) != 0) {
+			log_warn(move ? "move" : "copy", "folder=%s uid=%u to=%s error=%s",
+				 log_q(sel->name), sel->view[i].uid, log_q(name), log_q(err));
+			failed = maildir_folder_find(sel->folder, sel->view[i].uid) ? 1 : 2;
+			break;
+		}
+		src[ncopied++] = sel->view[i].uid;
+	}
+	maildir_keywords_clear(&dkw);
+	if (failed) {
+		/* all or nothing (RFC 3501 §6.4.7): remove what was copied */
+		struct maildir_folder *df = NULL;
+		if (ncopied > 0 && maildir_folder_open(dir, &df, err, sizeof(err)) == 0 &&
+		    maildir_folder_sync(df, 0, err, sizeof(err)) == 0)
+			for (size_t i = 0; i < ncopied; i++)
+				maildir_msg_expunge(df, dst[i], err, sizeof(err));
+		maildir_folder_free(df);
+		imapd_tagged(s, cmd->tag, failed == 2 ?
+			     "NO Some of the requested messages no longer exist." :
+			     "NO [SERVERBUG] Copying failed. The administrator has been told.");
+	} else {
+		imap_string_clear(&s->out);
+		if (ncopied > 0) {
+			imap_string_addf(&s->out, "[COPYUID %u ", uidvalidity);
+			add_uid_ranges(&s->out, src, ncopied);
+			imap_string_addc(&s->out, ' ');
+			add_uid_ranges(&s->out, dst, ncopied);
+			imap_string_adds(&s->out, "] ");
+		}
+		if (move) {
+			if (ncopied > 0)
+				imapd_untagged(s, "OK %sMoved UIDs.", s->out.buf);
+			for (size_t i = 0; i < sel->n; i++)
+				if (mask[i] && maildir_msg_expunge(sel->folder, sel->view[i].uid, err,
+								   sizeof(err)) != 0)
+					log_warn("move", "folder=%s uid=%u error=%s", log_q(sel->name),
+						 sel->view[i].uid, log_q(err));
+			imapd_select_sync(s, 1);
+			imapd_tagged(s, cmd->tag, "OK Move completed.");
+		} else {
+			imapd_select_sync(s, !cmd->uid ? 0 : 1);
+			imapd_tagged(s, cmd->tag, "OK %sCopy completed.", s->out.buf);
+		}
+	}
+	free(mask);
+	free(src);
+	free(dst);
+}
+
+void imapd_cmd_copy(struct imapd *s, const struct imap_command *cmd)
+{
+	copy_or_move(s, cmd, 0);
+}
+
+void imapd_cmd_move(struct imapd *s, const struct imap_command *cmd)
+{
+	copy_or_move(s, cmd, 1);
+}

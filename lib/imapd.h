@@ -1,0 +1,150 @@
+/*
+ * The IMAP server session (mail-serve-imap): one process serves one client
+ * connection, RFC 3501 plus the extensions listed in imapd_capability().
+ *
+ * lib/imapd.c      the session: I/O loop, parser glue, literals, states,
+ *                  authentication, STARTTLS, COMPRESS, ID, ENABLE, IDLE
+ * lib/imapd-mbox.c mailbox commands: LIST, LSUB, STATUS, CREATE, DELETE,
+ *                  RENAME, (UN)SUBSCRIBE, SELECT/EXAMINE, APPEND, NAMESPACE
+ * lib/imapd-msg.c  the selected mailbox: sequence numbers, untagged
+ *                  updates, FETCH, STORE, COPY, MOVE, EXPUNGE, SEARCH,
+ *                  CLOSE, UNSELECT, CHECK
+ *
+ * Memory per session: the input buffer (IMAPD_INBUF), the parser (bounded
+ * by [imap] max_line), the connection buffers (see conn.h), and for the
+ * selected mailbox one struct imapd_msg (16 bytes) per message plus the
+ * store's index of the folder.  Literals of APPEND are streamed to disk.
+ */
+#ifndef MK_IMAPD_H
+#define MK_IMAPD_H
+#include <stddef.h>
+#include <stdint.h>
+
+#include <openssl/ssl.h>
+
+#include "config.h"
+#include "imap-parser.h"
+#include "imap-string.h"
+
+struct auth;
+struct conn;
+struct maildir_folder;
+
+#define IMAPD_INBUF 65536
+#define IMAPD_PREAUTH_MAX_LINE 8192	/* command text before login */
+#define IMAPD_MAX_AUTH_FAILURES 3	/* then BYE */
+
+enum imapd_state { IMAPD_NOT_AUTH, IMAPD_AUTH, IMAPD_SELECTED, IMAPD_LOGOUT };
+
+/* ENABLEd extensions (RFC 5161). */
+enum { IMAPD_EN_CONDSTORE = 1 << 0, IMAPD_EN_QRESYNC = 1 << 1, IMAPD_EN_UTF8 = 1 << 2 };
+
+/* What mail-serve-imap passes in. */
+struct imapd_opts {
+	const struct config *cfg;
+	struct auth *auth;		/* owned by the caller */
+	SSL_CTX *tls_ctx;		/* NULL: no TLS configured */
+	int implicit_tls;		/* --tls: handshake before the greeting */
+	int allow_plaintext;		/* --allow-plaintext (effective on loopback only) */
+	const char *home;		/* --home: preauthenticated session (tests, local use) */
+};
+
+/* One message of the selected mailbox as the client knows it. */
+struct imapd_msg {
+	uint32_t uid;
+	uint16_t flags;			/* enum maildir_flag, plus IMAPD_FLAG_RECENT */
+	uint32_t keywords;
+	uint64_t modseq;
+};
+#define IMAPD_FLAG_RECENT (1 << 8)
+
+/* A streamed APPEND literal waiting for its command to end. */
+struct imapd_staged {
+	int fd;				/* temp file with the message */
+	char path[4096];
+	uint64_t size;
+};
+
+struct imapd {
+	const struct imapd_opts *opts;
+	const struct config *cfg;
+	struct conn *conn;
+	struct imap_parser *parser;
+	enum imapd_state state;
+	char peer[64];
+	int plaintext_ok;		/* auth allowed without TLS (loopback + flag) */
+	int auth_failures;
+	unsigned enabled;
+	char user[321];
+	char home[4096];
+	char maildir[4096];		/* <home>/mail */
+
+	/* input: bytes read from the connection, not yet fed to the parser */
+	char inbuf[IMAPD_INBUF];
+	size_t inoff, inlen;
+
+	/* streamed literals of the command being parsed (APPEND) */
+	struct imapd_staged *staged;
+	size_t nstaged;
+
+	/* the selected mailbox (state IMAPD_SELECTED) */
+	struct imapd_selected *sel;
+
+	struct imap_string out;		/* scratch for building responses */
+};
+
+/* Runs a session on FD_IN/FD_OUT until LOGOUT or disconnect; an exit code. */
+int imapd_session(const struct imapd_opts *opts, int fd_in, int fd_out, const char *peer);
+
+/* The CAPABILITY list for the session's current state (no leading "* "). */
+const char *imapd_capability(const struct imapd *s);
+
+/* Response helpers: each writes one CRLF-terminated line. */
+void imapd_untagged(struct imapd *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void imapd_tagged(struct imapd *s, const char *tag, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+/*
+ * Reads one raw line from the client (AUTHENTICATE responses, IDLE's DONE)
+ * into *line (valid until the next read); length, or < 0 (conn.h codes).
+ */
+long imapd_read_line(struct imapd *s, char **line, size_t max);
+
+/* ---- mailbox commands (lib/imapd-mbox.c) ---- */
+typedef void imapd_cmd_fn(struct imapd *s, const struct imap_command *cmd);
+imapd_cmd_fn imapd_cmd_list, imapd_cmd_lsub, imapd_cmd_status, imapd_cmd_create,
+	imapd_cmd_delete, imapd_cmd_rename, imapd_cmd_subscribe, imapd_cmd_unsubscribe,
+	imapd_cmd_select, imapd_cmd_examine, imapd_cmd_append, imapd_cmd_namespace;
+
+/*
+ * Resolves a mailbox argument (mUTF-7, or UTF-8 after ENABLE UTF8=ACCEPT)
+ * to its storage name and directory.  0, or -1 after answering
+ * "<tag> NO/BAD ..." itself.
+ */
+int imapd_mailbox_path(struct imapd *s, const char *tag, const struct imap_arg *arg,
+		       char *name, size_t namelen, char *dir, size_t dirlen);
+
+/* ---- the selected mailbox (lib/imapd-msg.c) ---- */
+imapd_cmd_fn imapd_cmd_fetch, imapd_cmd_store, imapd_cmd_copy, imapd_cmd_move,
+	imapd_cmd_expunge, imapd_cmd_search, imapd_cmd_close, imapd_cmd_unselect,
+	imapd_cmd_check;
+
+/*
+ * Opens DIR as the selected mailbox (read-only for EXAMINE) and writes the
+ * untagged SELECT responses.  0, or -1 after answering NO.
+ */
+int imapd_select_open(struct imapd *s, const char *tag, const char *name, const char *dir,
+		      int readonly);
+void imapd_select_close(struct imapd *s, int expunge);
+
+/*
+ * Brings the selected mailbox up to date with the disk and reports the
+ * changes: EXISTS/RECENT for new messages, FETCH FLAGS for flag changes,
+ * and EXPUNGE only when ALLOW_EXPUNGE (not during FETCH/STORE/SEARCH by
+ * sequence number, RFC 3501 §7.4.1).  Called before each tagged OK.
+ */
+void imapd_select_sync(struct imapd *s, int allow_expunge);
+
+/* The inotify descriptor watching the selected folder for IDLE, or -1. */
+int imapd_select_watch_fd(struct imapd *s);
+#endif
