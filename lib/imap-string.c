@@ -116,8 +116,9 @@ static int add_quoted(struct imap_string *s, const char *p, size_t n, int allow8
 		unsigned char c = (unsigned char)p[i];
 		if (c == '\0' || c == '\r' || c == '\n' || (c >= 0x80 && !allow8))
 			return add_literal(s, p, n);
-		if (c == '"' || c == '\\')
-			extra++;
+		/* past a few escapes a literal is shorter (dovecot's choice too) */
+		if ((c == '"' || c == '\\') && ++extra > 4)
+			return add_literal(s, p, n);
 	}
 	if (reserve(s, n + extra + 2) < 0)
 		return -1;
@@ -181,4 +182,84 @@ int imap_string_add_crlf(struct imap_string *s, const char *p, size_t n)
 		}
 	}
 	return imap_string_add(s, p + start, n - start);
+}
+
+int imap_string_add_text(struct imap_string *s, const char *p, size_t n)
+{
+	struct imap_string t;
+	size_t i;
+	int modify = 0, lwsp = 1, r;
+
+	for (i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)p[i];
+		if (c == ' ' || c == '\t' || c == '\r' || c == '\n') {
+			if (c != ' ' || lwsp)
+				modify = 1;
+			lwsp = 1;
+		} else {
+			if (c == '\0' || c == '"' || c == '\\' || c >= 0x80)
+				modify = 1;
+			lwsp = 0;
+		}
+	}
+	if (n > 0 && lwsp)
+		modify = 1;
+	if (!modify) {
+		if (reserve(s, n + 2) < 0)
+			return -1;
+		s->buf[s->len++] = '"';
+		memcpy(s->buf + s->len, p, n);
+		s->len += n;
+		s->buf[s->len++] = '"';
+		s->buf[s->len] = '\0';
+		return 0;
+	}
+	imap_string_init(&t, 0);
+	lwsp = 1;
+	for (i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)p[i];
+		if (c == ' ' || c == '\t' || c == '\r' || c == '\n') {
+			if (!lwsp)
+				imap_string_addc(&t, ' ');
+			lwsp = 1;
+		} else {
+			imap_string_addc(&t, c == '\0' ? (char)0x80 : (char)c);
+			lwsp = 0;
+		}
+	}
+	if (t.len > 0 && t.buf[t.len - 1] == ' ')
+		t.len--;
+	if (t.failed)
+		r = -1;
+	else if (t.len == 0)
+		r = imap_string_add(s, "\"\"", 2);
+	else
+		r = add_literal(s, t.buf, t.len);
+	imap_string_free(&t);
+	if (r < 0)
+		s->failed = 1;
+	return r;
+}
+
+int imap_string_add_nstring_nolf(struct imap_string *s, const char *p, size_t n)
+{
+	struct imap_string t;
+	size_t i;
+	int r;
+
+	if (p == NULL || (memchr(p, '\n', n) == NULL && memchr(p, '\r', n) == NULL))
+		return imap_string_add_nstring(s, p, n);
+	imap_string_init(&t, 0);
+	for (i = 0; i < n; i++) {
+		if (p[i] != '\r' && p[i] != '\n')
+			imap_string_addc(&t, p[i]);
+		else if (i + 1 < n && p[i + 1] != ' ' && p[i + 1] != '\t' &&
+			 p[i + 1] != '\r' && p[i + 1] != '\n')
+			imap_string_addc(&t, ' ');
+	}
+	r = t.failed ? -1 : imap_string_add_quoted(s, t.buf ? t.buf : "", t.len);
+	imap_string_free(&t);
+	if (r < 0)
+		s->failed = 1;
+	return r;
 }

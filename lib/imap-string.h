@@ -33,7 +33,7 @@ int imap_string_addf(struct imap_string *s, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 
 /* "..." with \ and " escaped when the data has no CR, LF, NUL or 8-bit
- * byte; otherwise a literal {n}CRLF<data>. */
+ * byte and at most 4 of \ and "; otherwise a literal {n}CRLF<data>. */
 int imap_string_add_quoted(struct imap_string *s, const char *p, size_t n);
 /* Like add_quoted, but 8-bit bytes stay in the quoted form (UTF-8 text). */
 int imap_string_add_quoted_8bit(struct imap_string *s, const char *p, size_t n);
@@ -42,6 +42,14 @@ int imap_string_add_quoted_8bit(struct imap_string *s, const char *p, size_t n);
 int imap_string_add_astring(struct imap_string *s, const char *p, size_t n);
 /* NIL when p is NULL, else as imap_string_add_quoted(). */
 int imap_string_add_nstring(struct imap_string *s, const char *p, size_t n);
+/* As nstring, with CR and LF removed first (a space put in when the next
+ * line does not start with whitespace): header values for ENVELOPE. */
+int imap_string_add_nstring_nolf(struct imap_string *s, const char *p, size_t n);
+/* Text for humans (ENVELOPE subject and names): runs of SP/TAB/CR/LF
+ * become one space, leading/trailing ones go, NUL becomes 0x80; written
+ * quoted when nothing had to change and no " \ or 8-bit byte occurs,
+ * else as a literal of the cleaned text ("" when nothing is left). */
+int imap_string_add_text(struct imap_string *s, const char *p, size_t n);
 /* Appends p converting every bare LF to CRLF (CRLF stays as is). */
 int imap_string_add_crlf(struct imap_string *s, const char *p, size_t n);
 #endif
