@@ -1131,6 +1131,18 @@ const struct mime_part *mime_find_part(const struct mime_message *msg,
 	return x;
 }
 
+static int header_has_blank_line(const struct mime_message *msg, const struct mime_part *x)
+{
+	size_t h = x->hdr_off, b = x->body_off;
+	const char *d = msg->data;
+
+	if (b <= h || d[b - 1] != '\n')
+		return 0;
+	if (b - h == 1 || d[b - 2] == '\n')
+		return 1;
+	return d[b - 2] == '\r' && (b - h == 2 || d[b - 3] == '\n');
+}
+
 static int field_listed(const struct hfield *f, const struct mime_section *sec)
 {
 	size_t i;
@@ -1197,11 +1209,7 @@ int mime_write_section(struct imap_string *out, const struct mime_message *msg,
 		}
 		/* HEADER.FIELDS.NOT gets the blank line only when the header had
 		 * one; HEADER.FIELDS always (both as dovecot 2.3 does) */
-		if (sec->kind == MIME_SECTION_HEADER_FIELDS ||
-		    x->body_off > x->hdr_off && msg->data[x->body_off - 1] == '\n' &&
-		    (x->body_off - x->hdr_off == 1 || msg->data[x->body_off - 2] == '\n' ||
-		     (msg->data[x->body_off - 2] == '\r' &&
-		      (x->body_off - x->hdr_off == 2 || msg->data[x->body_off - 3] == '\n'))))
+		if (sec->kind == MIME_SECTION_HEADER_FIELDS || header_has_blank_line(msg, x))
 			imap_string_add(&tmp, "\r\n", 2);
 		src = tmp.buf ? tmp.buf : "";
 		len = tmp.len;
