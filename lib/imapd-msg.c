@@ -213,6 +213,11 @@ void imapd_select_sync(struct imapd *s, int allow_expunge)
 	}
 }
 
+const char *imapd_select_name(struct imapd *s)
+{
+	return s->sel ? s->sel->name : "";
+}
+
 int imapd_select_watch_fd(struct imapd *s)
 {
 	return s->sel ? s->sel->watch_fd : -1;

@@ -248,6 +248,7 @@ static int enter_home(struct imapd *s, const char *home)
 		log_err("home", "user=%s error=%s", log_q(s->user), log_q(err));
 		return -1;
 	}
+	imapd_autocreate(s);
 	return 0;
 fail:
 	log_err("home", "user=%s dir=%s error=%s", log_q(s->user), log_q(s->maildir),

@@ -124,6 +124,9 @@ imapd_cmd_fn imapd_cmd_list, imapd_cmd_lsub, imapd_cmd_status, imapd_cmd_create,
 int imapd_mailbox_path(struct imapd *s, const char *tag, const struct imap_arg *arg,
 		       char *name, size_t namelen, char *dir, size_t dirlen);
 
+/* Creates (and subscribes) the [mailbox] folders of the config that are missing. */
+void imapd_autocreate(struct imapd *s);
+
 /* ---- the selected mailbox (lib/imapd-msg.c) ---- */
 imapd_cmd_fn imapd_cmd_fetch, imapd_cmd_store, imapd_cmd_copy, imapd_cmd_move,
 	imapd_cmd_expunge, imapd_cmd_search, imapd_cmd_close, imapd_cmd_unselect,
@@ -144,6 +147,9 @@ void imapd_select_close(struct imapd *s, int expunge);
  * sequence number, RFC 3501 §7.4.1).  Called before each tagged OK.
  */
 void imapd_select_sync(struct imapd *s, int allow_expunge);
+
+/* Storage name of the selected mailbox. */
+const char *imapd_select_name(struct imapd *s);
 
 /* The inotify descriptor watching the selected folder for IDLE, or -1. */
 int imapd_select_watch_fd(struct imapd *s);
