@@ -24,6 +24,15 @@
  * it grow.  IPv6 addresses count per /64.  Without state_dir, or if the file
  * cannot be used, there is no penalty (a warning is logged).
  *
+ * Timing: with the passwd file "no such user" spends one yescrypt
+ * computation like a real check; with LDAP it skips the user bind, so it is
+ * one round trip faster -- the penalty delay, not timing, is what protects
+ * against guessing there.
+ *
+ * Processes: a handle holds at most one LDAP connection, opened on first
+ * use; a forking server may auth_open() before fork() as long as the
+ * parent never calls auth_check() itself.
+ *
  * Secrets: the password is only ever passed to the backend and never logged
  * or kept.  Passwords and user names with NUL or (for names) control bytes
  * are rejected before any backend sees them.
