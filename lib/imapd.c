@@ -6,6 +6,7 @@
 
 #include "auth.h"
 #include "conn.h"
+#include "fsutil.h"
 #include "log.h"
 #include "mailbox-name.h"
 #include "maildir.h"
@@ -238,7 +239,11 @@ static int enter_home(struct imapd *s, const char *home)
 	if ((size_t)snprintf(s->maildir, sizeof(s->maildir), "%s/mail", home) >= sizeof(s->maildir))
 		return -1;
 	if (stat(s->maildir, &st) != 0) {
-		/* first login: create home and INBOX as dovecot would */
+		/* first login: create <mail_dir>/<account>/<user>/mail as dovecot would */
+		char acct[4096];
+		fsutil_dirname(s->home, acct, sizeof(acct));
+		if (mkdir(acct, 0700) != 0 && errno != EEXIST)
+			goto fail;
 		if (mkdir(s->home, 0700) != 0 && errno != EEXIST)
 			goto fail;
 		if (mkdir(s->maildir, 0700) != 0 && errno != EEXIST)
