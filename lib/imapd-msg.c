@@ -285,14 +285,14 @@ int imapd_select_open(struct imapd *s, const char *tag, const char *name, const 
 	for (i = 0; i < sel->folder->nmsgs; i++) {
 		const struct maildir_msg *m = &sel->folder->msgs[i];
 		sel->view[i].uid = m->uid;
-		sel->view[i].flags = (uint16_t)(m->flags | (m->in_new && !readonly ?
-							   IMAPD_FLAG_RECENT : 0));
+		/* EXAMINE shows \Recent too, as dovecot does; only SELECT claims it */
+		sel->view[i].flags = (uint16_t)(m->flags | (m->in_new ? IMAPD_FLAG_RECENT : 0));
 		sel->view[i].keywords = m->keywords;
 		sel->view[i].modseq = 0;
 	}
 	sel->n = sel->folder->nmsgs;
 	sel->last_exists = (uint32_t)sel->n;
-	sel->last_recent = readonly ? 0 : st.recent;
+	sel->last_recent = st.recent;
 	sel->watch_fd = open_watch(dir);
 
 	if (s->sel != NULL)

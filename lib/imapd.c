@@ -802,7 +802,7 @@ static int session_loop(struct imapd *s)
 				imapd_untagged(s, "BYE Too much data.");
 				s->state = IMAPD_LOGOUT;
 			}
-			imap_parser_reset(s->parser);
+			/* the parser itself skips the rest of the bad line */
 			break;
 		}
 		case IMAP_PARSE_COMMAND:

@@ -52,3 +52,14 @@ mk_ensure_test_user() {
 mk_secret() {   # path content
 	( umask 077; printf '%s\n' "$2" > "$1" )
 }
+
+# Lets other users (the servers after dropping root) reach DIR: adds o+x to
+# DIR and each parent up to / (bats makes its temp dirs 0700).
+mk_traversable() {   # dir
+	local d
+	d=$(cd "$1" && pwd)
+	while [ "$d" != / ] && [ -n "$d" ]; do
+		chmod o+x "$d" 2>/dev/null
+		d=$(dirname "$d")
+	done
+}

@@ -1,0 +1,386 @@
+#!/usr/bin/env bats
+# mail-serve-imap against real clients: python imaplib, openssl s_client,
+# curl, mbsync, and dovecot reading the same Maildir.
+
+load lib/common
+load lib/imapd
+load lib/dovecot
+
+setup() {
+	load_bats_libs
+	D=$(mk_tmp)
+	mk_imapd_init "$D"
+}
+
+teardown() {
+	mk_imapd_stop
+	[ -n "${MK_DOVECOT_DIR:-}" ] && mk_dovecot_stop
+	true
+}
+
+# Sends IMAP lines (one per argument) over openssl s_client and prints the replies.
+tls_session() {   # port mode(--tls|--starttls) lines...
+	local port=$1 mode=$2
+	shift 2
+	local extra=()
+	[ "$mode" = --starttls ] && extra=(-starttls imap)
+	{ for l in "$@"; do printf '%s\r\n' "$l"; sleep 0.3; done; sleep 0.5; } |
+		timeout 20 openssl s_client -connect "127.0.0.1:$port" -CAfile "$MK_IMAPD_CA" \
+			-verify_return_error -verify_hostname imap.example.com "${extra[@]}" \
+			-quiet 2>&1
+}
+
+@test "greeting: plaintext login refused without TLS, LOGINDISABLED advertised" {
+	mk_imapd_start --allow-plaintext
+	mk_imapd_stop
+	mk_imapd_start --tls
+	mk_imapd_stop
+	# a plain port without --allow-plaintext: STARTTLS offered, login refused
+	MK_IMAPD_PORT=$(mk_free_port)
+	mail-serve-imap -c "$MK_IMAPD_CONF" --listen "127.0.0.1:$MK_IMAPD_PORT" 2>>"$D/imapd.log" &
+	echo $! >> "$D/pids"
+	mk_wait_port "$MK_IMAPD_PORT"
+	run mk_imap_py <<'PY'
+m = connect()
+check('LOGINDISABLED' in m.capabilities, 'LOGINDISABLED')
+check('STARTTLS' in m.capabilities, 'STARTTLS offered')
+check('AUTH=PLAIN' not in m.capabilities, 'no AUTH before TLS')
+typ, data = m._simple_command('LOGIN', USER, PW) if False else ('', '')
+try:
+    m.login(USER, PW)
+    print('logged in'); sys.exit(1)
+except imaplib.IMAP4.error as e:
+    check(b'PRIVACYREQUIRED' in str(e).encode(), 'PRIVACYREQUIRED: %s' % e)
+try:
+    m.authenticate('PLAIN', lambda _: ('\0%s\0%s' % (USER, PW)).encode())
+    print('authenticated'); sys.exit(1)
+except imaplib.IMAP4.error as e:
+    pass
+print('ok')
+PY
+	assert_success
+	assert_output --partial ok
+}
+
+@test "implicit TLS: the module's Test Auth recipe answers exactly as dovecot" {
+	mk_imapd_start --tls
+	run tls_session "$MK_IMAPD_PORT" --tls "a LOGIN alice@example.com $MK_IMAPD_PW" "b LOGOUT"
+	assert_output --partial "a OK [CAPABILITY IMAP4rev1"
+	assert_output --partial "] Logged in"
+	run tls_session "$MK_IMAPD_PORT" --tls "a LOGIN alice@example.com wrong" "b LOGOUT"
+	assert_output --partial "a NO [AUTHENTICATIONFAILED] Authentication failed."
+	run tls_session "$MK_IMAPD_PORT" --tls "a LOGIN nobody@example.com wrong" "b LOGOUT"
+	assert_output --partial "a NO [AUTHENTICATIONFAILED] Authentication failed."
+	# the password never reaches the log
+	run grep -c "$MK_IMAPD_PW" "$D/imapd.log"
+	assert_output 0
+}
+
+@test "STARTTLS: login after the upgrade; TLS 1.0/1.1 refused" {
+	MK_IMAPD_PORT=$(mk_free_port)
+	mail-serve-imap -c "$MK_IMAPD_CONF" --listen "127.0.0.1:$MK_IMAPD_PORT" 2>>"$D/imapd.log" &
+	echo $! >> "$D/pids"
+	mk_wait_port "$MK_IMAPD_PORT"
+	run tls_session "$MK_IMAPD_PORT" --starttls "a CAPABILITY" "b LOGIN alice@example.com $MK_IMAPD_PW" "c LOGOUT"
+	assert_output --partial "AUTH=PLAIN"
+	assert_output --partial "b OK [CAPABILITY IMAP4rev1"
+	run timeout 10 openssl s_client -connect "127.0.0.1:$MK_IMAPD_PORT" -starttls imap -tls1_1 </dev/null
+	assert_failure
+}
+
+@test "AUTHENTICATE PLAIN with SASL-IR and LOGIN; bad base64 is BAD" {
+	mk_imapd_start
+	run mk_imap_py <<'PY'
+m = connect()
+typ, _ = m.authenticate('PLAIN', lambda _: ('\0%s\0%s' % (USER, PW)).encode())
+check(typ == 'OK', 'PLAIN')
+m.logout()
+m = connect()
+resp = iter([USER.encode(), PW.encode()])
+typ, _ = m.authenticate('LOGIN', lambda _: next(resp))
+check(typ == 'OK', 'LOGIN')
+m.logout()
+# SASL-IR and an authzid that is not the user (proxy auth refused)
+import base64
+s = socket.create_connection((HOST, PORT)); f = s.makefile('rwb')
+f.readline()
+ir = base64.b64encode(('\0%s\0%s' % (USER, PW)).encode()).decode()
+f.write(('a AUTHENTICATE PLAIN %s\r\n' % ir).encode()); f.flush()
+check(f.readline().startswith(b'a OK [CAPABILITY'), 'SASL-IR login')
+f.write(b'b LOGOUT\r\n'); f.flush()
+s = socket.create_connection((HOST, PORT)); f = s.makefile('rwb'); f.readline()
+ir = base64.b64encode(('bob@example.com\0%s\0%s' % (USER, PW)).encode()).decode()
+f.write(('a AUTHENTICATE PLAIN %s\r\n' % ir).encode()); f.flush()
+check(f.readline().startswith(b'a NO [AUTHORIZATIONFAILED]'), 'proxy auth refused')
+f.write(b'b AUTHENTICATE PLAIN !!!notbase64\r\n'); f.flush()
+check(f.readline().startswith(b'b BAD'), 'bad base64')
+print('ok')
+PY
+	assert_success
+	assert_output --partial ok
+}
+
+@test "a full client session: LIST, CREATE, APPEND, SELECT, FETCH, STORE, COPY, MOVE, EXPUNGE, STATUS" {
+	mk_imapd_start
+	run mk_imap_py <<'PY'
+m = login()
+typ, boxes = m.list()
+names = [b.decode() for b in boxes]
+check(any('\\Sent) "/" Sent' in n for n in names), 'Sent with \\Sent in plain LIST: %s' % names)
+check(any('\\Junk' in n and 'Junk' in n for n in names), 'Junk')
+check(any('Archive' in n for n in names), 'Archive created (auto = create)')
+typ, subs = m.lsub()
+check(not any(b'Archive' in s for s in subs), 'Archive not subscribed')
+check(any(b'Sent' in s for s in subs), 'Sent subscribed')
+check(m.create('Work/Projects')[0] == 'OK', 'create nested')
+check(m.create('Work/Projects')[0] == 'NO', 'create twice')
+msg = (b"From: Bob <bob@example.org>\r\nTo: alice@example.com\r\nSubject: Hello\r\n"
+       b"Date: Tue, 24 Nov 2026 10:00:00 +0000\r\nMessage-ID: <1@x>\r\n\r\nHi Alice\r\n")
+typ, data = m.append('INBOX', '(\\Flagged)', '"01-Jan-2020 10:00:00 +0000"', msg)
+check(typ == 'OK' and b'APPENDUID' in data[0], 'append: %s' % data)
+m.append('INBOX', None, None, msg.replace(b'Hello', b'Second'))
+m.append('INBOX', None, None, msg.replace(b'Hello', b'Third'))
+typ, data = m.append('Nonexistent', None, None, msg)
+check(typ == 'NO' and b'TRYCREATE' in data[0], 'TRYCREATE')
+typ, data = m.select('INBOX')
+check(data == [b'3'], 'exists 3: %s' % data)
+typ, data = m.fetch('1', '(UID FLAGS INTERNALDATE RFC822.SIZE)')
+d = data[0].decode()
+check('UID 1' in d and '\\Flagged' in d and '01-Jan-2020 10:00:00 +0000' in d, d)
+check('RFC822.SIZE %d' % len(msg) in d, d)
+typ, data = m.fetch('1', '(BODY.PEEK[])')
+check(data[0][1] == msg, 'BODY[] round trip')
+typ, data = m.fetch('2', '(BODY[HEADER.FIELDS (SUBJECT)])')
+check(data[0][1] == b'Subject: Second\r\n\r\n', data)
+typ, data = m.fetch('2', '(FLAGS)')
+check(b'\\Seen' in data[0], 'BODY[] sets \\Seen')
+typ, data = m.fetch('1:3', '(BODY.PEEK[]<0.4>)')
+check(data[0][1] == b'From', 'partial')
+typ, data = m.store('1', '+FLAGS', '(\\Deleted $Label1)')
+check(typ == 'OK' and data[0] and b'\\Deleted' in data[0] and b'$Label1' in data[0], data)
+typ, data = m._simple_command('UID', 'COPY', '2', 'Work/Projects')
+check(typ == 'OK' and b'COPYUID' in data[0], data)
+typ, data = m._simple_command('MOVE', '3', 'Junk')
+check(typ == 'OK', 'move')
+check(m.untagged_responses.get('EXPUNGE') == [b'3'], m.untagged_responses)
+m.untagged_responses.clear()
+typ, data = m.expunge()
+check(data == [b'1'], 'expunge %s' % data)
+typ, data = m.status('Work/Projects', '(MESSAGES UIDNEXT UNSEEN)')
+check(b'MESSAGES 1 UIDNEXT 2 UNSEEN 0' in data[0], data)
+typ, data = m.status('Junk', '(MESSAGES)')
+check(b'MESSAGES 1' in data[0], data)
+check(m.rename('Work', 'Office')[0] == 'OK', 'rename')
+typ, data = m.status('Office/Projects', '(MESSAGES)')
+check(b'MESSAGES 1' in data[0], data)
+check(m.delete('Office')[0] == 'NO', 'delete parent with children')
+check(m.delete('Office/Projects')[0] == 'OK', 'delete leaf')
+check(m.delete('INBOX')[0] == 'NO', 'delete INBOX')
+check(m.create('../etc')[0] == 'NO', '../etc refused')
+m.logout()
+print('ok')
+PY
+	assert_success
+	assert_output --partial ok
+}
+
+@test "dovecot reads what we wrote, and we read what dovecot wrote, identically" {
+	mk_imapd_start
+	run mk_imap_py <<'PY'
+m = login()
+m.create('Lists/Debian')
+for i in range(5):
+    body = ("From: =?UTF-8?Q?J=C3=BCrgen?= <j@example.org>\r\nTo: a@example.com, (group) undisclosed:;\r\n"
+            "Subject: msg %d\r\nMIME-Version: 1.0\r\nContent-Type: multipart/alternative; boundary=XX\r\n\r\n"
+            "--XX\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nplain %d\r\n--XX\r\n"
+            "Content-Type: text/html\r\n\r\n<p>%d</p>\r\n--XX--\r\n" % (i, i, i)).encode()
+    m.append('Lists/Debian' if i % 2 else 'INBOX', '(\\Seen)' if i == 2 else None, None, body)
+m.logout()
+print('ok')
+PY
+	assert_success
+	home=$(mk_imapd_home alice@example.com)
+	mk_dovecot_init "$D/dovecot"
+	mk_dovecot_add_user alice@example.com pw "$home"
+	chown -R "$MK_TEST_USER" "$home"
+	mk_dovecot_start
+	run mk_doveadm mailbox status -u alice@example.com "messages uidnext uidvalidity" INBOX
+	assert_output --regexp "messages=3 uidnext=4 uidvalidity=[0-9]+"
+	ours_uv=$(head -1 "$home/mail/dovecot-uidlist" | sed 's/.* V\([0-9]*\).*/\1/')
+	assert_output --partial "uidvalidity=$ours_uv"
+	run mk_doveadm mailbox status -u alice@example.com "messages uidnext" Lists/Debian
+	assert_output --partial "messages=2 uidnext=3"
+	# dovecot delivers one more; both servers then show the same FETCH data
+	printf 'From: x@example.org\nSubject: via dovecot\n\nbody\n' |
+		mk_doveadm save -u alice@example.com -m INBOX
+	for port in "$MK_DOVECOT_PORT" "$MK_IMAPD_PORT"; do
+		HOST=127.0.0.1 PORT=$port PW_D=pw PW=$MK_IMAPD_PW "$MK_PY" - > "$D/fetch.$port" <<'PY'
+import imaplib, os
+m = imaplib.IMAP4('127.0.0.1', int(os.environ['PORT']))
+pw = os.environ['PW_D'] if os.environ['PORT'] != os.environ.get('OURS') else os.environ['PW']
+try:
+    m.login('alice@example.com', os.environ['PW_D'])
+except imaplib.IMAP4.error:
+    m = imaplib.IMAP4('127.0.0.1', int(os.environ['PORT'])); m.login('alice@example.com', os.environ['PW'])
+m.select('INBOX', readonly=True)
+typ, data = m.fetch('1:*', '(UID FLAGS RFC822.SIZE ENVELOPE BODYSTRUCTURE BODY.PEEK[])')
+for d in data:
+    print(d if isinstance(d, bytes) else d[0] + b'|' + d[1])
+PY
+	done
+	run diff "$D/fetch.$MK_DOVECOT_PORT" "$D/fetch.$MK_IMAPD_PORT"
+	assert_success
+	run grep -c "UID 4" "$D/fetch.$MK_IMAPD_PORT"
+	assert_output 1
+}
+
+@test "IDLE wakes up when another process delivers, and sessions see each other's changes" {
+	mk_imapd_start
+	run mk_imap_py <<'PY'
+a = login(); a.select('INBOX')
+b = login()
+b.append('INBOX', None, None, b'Subject: one\r\n\r\nx\r\n')
+a.untagged_responses.clear()
+typ, _ = a.noop()
+check(a.untagged_responses.get('EXISTS') == [b'1'], 'EXISTS after NOOP: %s' % a.untagged_responses)
+# IDLE on a raw socket: the other session appends while we idle
+s = socket.create_connection((HOST, PORT)); f = s.makefile('rwb'); f.readline()
+f.write(('l LOGIN %s %s\r\n' % (USER, PW)).encode()); f.flush(); f.readline()
+f.write(b's SELECT INBOX\r\n'); f.flush()
+while not f.readline().startswith(b's OK'): pass
+f.write(b'i IDLE\r\n'); f.flush()
+check(f.readline().startswith(b'+'), 'continuation')
+t0 = time.time()
+b.append('INBOX', None, None, b'Subject: two\r\n\r\ny\r\n')
+line = f.readline()
+check(line.strip() == b'* 2 EXISTS', 'IDLE saw %r' % line)
+check(time.time() - t0 < 3, 'IDLE woke within 3 s')
+f.write(b'DONE\r\n'); f.flush()
+while True:
+    l = f.readline()
+    if l.startswith(b'i '): break
+check(l.startswith(b'i OK'), l)
+# flag change and expunge by b show up in a
+b.select('INBOX'); b.store('1', '+FLAGS', '\\Deleted'); b.expunge()
+a.untagged_responses.clear()
+a.noop()
+check(a.untagged_responses.get('EXPUNGE') == [b'1'], 'EXPUNGE seen: %s' % a.untagged_responses)
+print('ok')
+PY
+	assert_success
+	assert_output --partial ok
+}
+
+@test "APPEND of a 50 MB message streams to disk: server memory stays small" {
+	mk_imapd_start
+	run mk_imap_py <<'PY'
+import subprocess
+m = login()
+body = b'Subject: big\r\n\r\n' + (b'x' * 998 + b'\r\n') * 50000
+t = m.append('INBOX', None, None, body)
+check(t[0] == 'OK', t)
+# the forked child serving us: its peak RSS
+me = m.socket().getsockname()[1]
+out = subprocess.run(['ss', '-tnp', 'dst', '127.0.0.1:%d' % me], capture_output=True, text=True).stdout
+import re
+pids = re.findall(r'pid=(\d+)', out)
+check(pids, 'server pid from ss: %s' % out)
+hwm = [l for l in open('/proc/%s/status' % pids[0]) if l.startswith('VmHWM')][0]
+kb = int(hwm.split()[1])
+print('server VmHWM kB', kb)
+m.select('INBOX')
+typ, data = m.fetch('1', '(RFC822.SIZE)')
+check(b'RFC822.SIZE %d' % len(body) in data[0], data)
+check(kb < 40000 or os.environ.get('ASAN'), 'peak RSS %d kB' % kb)
+print('ok')
+PY
+	assert_success
+	assert_output --partial ok
+}
+
+@test "curl and mbsync work as clients" {
+	mk_imapd_start
+	run mk_imap_py <<'PY'
+m = login()
+m.append('INBOX', None, None, b'From: a@example.org\r\nSubject: for curl\r\n\r\nhello curl\r\n')
+print('ok')
+PY
+	run curl -s --user "alice@example.com:$MK_IMAPD_PW" "imap://127.0.0.1:$MK_IMAPD_PORT/INBOX;UID=1"
+	assert_success
+	assert_output --partial "hello curl"
+	run curl -s --user "alice@example.com:$MK_IMAPD_PW" "imap://127.0.0.1:$MK_IMAPD_PORT/"
+	assert_output --partial '"/" Sent'
+	mkdir -p "$D/mbsync/local"
+	printf '%s\n' "$MK_IMAPD_PW" > "$D/mbsync/pw"
+	cat > "$D/mbsync/rc" <<RC
+IMAPAccount t
+Host 127.0.0.1
+Port $MK_IMAPD_PORT
+User alice@example.com
+PassCmd "cat $D/mbsync/pw"
+SSLType None
+AuthMechs LOGIN
+
+IMAPStore remote
+Account t
+
+MaildirStore local
+Path $D/mbsync/local/
+Inbox $D/mbsync/local/INBOX
+SubFolders Verbatim
+
+Channel c
+Far :remote:
+Near :local:
+Patterns *
+Create Both
+Sync All
+Expunge Both
+SyncState *
+RC
+	run timeout 60 mbsync -c "$D/mbsync/rc" -a
+	assert_success
+	run grep -rl "hello curl" "$D/mbsync/local/INBOX"
+	assert_success
+	[ -d "$D/mbsync/local/Sent" ]
+}
+
+@test "server started as root serves the session as vmail_user" {
+	mk_imapd_start
+	run mk_imap_py <<'PY'
+import subprocess, re
+m = login()
+me = m.socket().getsockname()[1]
+out = subprocess.run(['ss', '-tnp', 'dst', '127.0.0.1:%d' % me], capture_output=True, text=True).stdout
+pid = re.findall(r'pid=(\d+)', out)[0]
+uid = [l for l in open('/proc/%s/status' % pid) if l.startswith('Uid:')][0].split()[1:]
+import pwd
+want = str(pwd.getpwnam('mktest').pw_uid)
+check(all(u == want for u in uid), 'uids %s want %s' % (uid, want))
+print('ok')
+PY
+	assert_success
+	assert_output --partial ok
+}
+
+@test "bad input: garbage commands get BAD, overlong lines are refused, the session survives" {
+	mk_imapd_start
+	run mk_imap_py <<'PY'
+s = socket.create_connection((HOST, PORT)); f = s.makefile('rwb'); f.readline()
+f.write(b'a1 FOO\r\n'); f.flush(); check(f.readline().startswith(b'a1 BAD'), 'unknown cmd')
+f.write(b'a2 SELECT INBOX\r\n'); f.flush(); check(f.readline().startswith(b'a2 BAD'), 'select before login')
+f.write(b'a3 LOGIN "unterminated\r\n'); f.flush(); check(b'BAD' in f.readline(), 'syntax')
+f.write(b'a4 ' + b'x' * 20000 + b'\r\n'); f.flush(); check(b'BAD' in f.readline(), 'long line')
+f.write(b'a5 LOGIN {99999}\r\n'); f.flush(); l = f.readline(); check(b'BAD' in l or b'NO' in l, 'big literal before auth %r' % l)
+f.write(('a6 LOGIN %s %s\r\n' % (USER, PW)).encode()); f.flush(); check(f.readline().startswith(b'a6 OK'), 'still works')
+f.write(b'a7 FETCH 1 FLAGS\r\n'); f.flush(); check(f.readline().startswith(b'a7 BAD'), 'fetch unselected')
+f.write(b'a8 SELECT INBOX\r\n'); f.flush()
+while not f.readline().startswith(b'a8 '): pass
+f.write(b'a9 FETCH 5 FLAGS\r\n'); f.flush(); check(f.readline().startswith(b'a9 BAD'), 'seq beyond EXISTS')
+f.write(b'b1 STORE 1:* +FLAGS (\\Bogus)\r\n'); f.flush(); check(f.readline().startswith(b'b1 BAD'), 'bogus flag')
+f.write(b'b2 LOGOUT\r\n'); f.flush(); check(f.readline().startswith(b'* BYE'), 'bye')
+print('ok')
+PY
+	assert_success
+	assert_output --partial ok
+}
