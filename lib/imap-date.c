@@ -23,6 +23,8 @@ static int digits(const char *s, int n)
 {
 	int i, v = 0;
 
+	if (n > 9)
+		return -1;
 	for (i = 0; i < n; i++) {
 		if (!isdigit((unsigned char)s[i]))
 			return -1;

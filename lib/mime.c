@@ -117,6 +117,7 @@ static int is_tspecial(unsigned char c, int addr)
 
 static enum tok lex_next(struct lex *l, struct imap_string *val, char *special)
 {
+again:
 	imap_string_clear(val);
 	for (;;) {
 		while (l->p < l->e && (*l->p == ' ' || *l->p == '\t' || *l->p == '\r' ||
@@ -185,6 +186,12 @@ static enum tok lex_next(struct lex *l, struct imap_string *val, char *special)
 			break;
 		imap_string_addc(val, (char)c);
 		l->p++;
+	}
+	if (val->len == 0 && !val->failed) {
+		/* a control character: skip it, never return an empty atom
+		 * without moving on */
+		l->p++;
+		goto again;
 	}
 	return T_ATOM;
 }

@@ -85,8 +85,8 @@ struct mime_section {
 
 /* Appends the section's bytes (CRLF line ends), cut to the partial range
  * [offset, offset + max) when max != UINT64_MAX.  Returns 0, or -1 when
- * the section does not exist (the caller answers NIL, as dovecot does for
- * a missing part) or on out-of-memory (out->failed).  *vsize (optional)
+ * the section does not exist (dovecot 2.3 then answers an empty string
+ * "", so should the caller) or on out-of-memory (out->failed set).  *vsize (optional)
  * gets the whole section's CRLF size before the cut. */
 int mime_write_section(struct imap_string *out, const struct mime_message *msg,
 		       const struct mime_section *sec, uint64_t offset, uint64_t max,

@@ -99,7 +99,7 @@ static void check_sample(const char *dir, const char *base)
 		imap_string_init(&got, 0);
 		compute(msg, item, &got);
 		n_vectors++;
-		if (got.len != vlen || memcmp(got.buf, nl, vlen) != 0) {
+		if (got.len != vlen || (vlen > 0 && memcmp(got.buf, nl, vlen) != 0)) {
 			t_cur_failed++;
 			printf("# %s %s:\n#  dovecot: %.*s\n#  ours:    %s\n", base, item,
 			       (int)vlen, nl, got.buf ? got.buf : "");
