@@ -93,8 +93,9 @@ $(BUILD)/libmailkeep.a-real: $(LIBOBJ)
 
 fuzz: $(FUZZBIN)
 	@for f in $(FUZZBIN); do \
-		n=$$(basename $$f); c=build-fuzz/corpus/$${n#fuzz_}; \
-		mkdir -p $$c; cp -r tests/fuzz/corpus/$${n#fuzz_}/. $$c/ 2>/dev/null; \
+		n=$$(basename $$f); c=build-fuzz/corpus/$$n; mkdir -p $$c; \
+		for s in tests/fuzz/corpus/$$n tests/fuzz/corpus/$${n#fuzz_}; do \
+			[ -d $$s ] && cp -r $$s/. $$c/; done; \
 		echo "fuzz: $$n for $(FUZZ_SECONDS)s"; \
 		(cd build-fuzz && ../$$f -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
 			../$$c 2>&1 | grep -E 'stat::number_of_executed_units|ERROR|SUMMARY|Done') || exit 1; \

@@ -827,7 +827,7 @@ int imapd_session(const struct imapd_opts *opts, int fd_in, int fd_out, const ch
 	s->cfg = opts->cfg;
 	s->state = IMAPD_NOT_AUTH;
 	snprintf(s->peer, sizeof(s->peer), "%s", peer);
-	imap_string_init(&s->out, 1 << 20);
+	imap_string_init(&s->out, 16 << 20);
 	s->conn = conn_new(fd_in, fd_out);
 	if (s->conn == NULL) {
 		free(s);

@@ -384,3 +384,48 @@ PY
 	assert_success
 	assert_output --partial ok
 }
+
+@test "SEARCH: flags, headers, body, dates, sizes, OR/NOT, UID SEARCH and ESEARCH" {
+	mk_imapd_start
+	run mk_imap_py <<'PY'
+m = login()
+msgs = [
+  (b"From: Alice <alice@example.org>\r\nSubject: Quarterly report\r\nDate: Mon, 2 Mar 2026 10:00:00 +0000\r\n\r\nThe numbers are UP.\r\n", '(\\Seen)', '"02-Mar-2026 10:00:00 +0000"'),
+  (b"From: Bob <bob@example.org>\r\nSubject: lunch?\r\nDate: Tue, 3 Mar 2026 10:00:00 +0000\r\n\r\nPizza at noon\r\n", None, '"03-Mar-2026 10:00:00 +0000"'),
+  (b"From: Carol <carol@example.net>\r\nSubject: Re: Quarterly report\r\nDate: Wed, 4 Mar 2026 10:00:00 +0000\r\n\r\n" + b"long line\r\n" * 500, '(\\Flagged $Work)', '"04-Mar-2026 10:00:00 +0000"'),
+]
+for body, flags, date in msgs:
+    m.append('INBOX', flags, date, body)
+m.select('INBOX')
+def search(*q):
+    typ, data = m.search(None, *q)
+    check(typ == 'OK', 'search %s: %s' % (q, data))
+    return data[0].decode().split()
+check(search('ALL') == ['1', '2', '3'], 'ALL')
+check(search('UNSEEN') == ['2', '3'], 'UNSEEN')
+check(search('FLAGGED') == ['3'], 'FLAGGED')
+check(search('KEYWORD', '$Work') == ['3'], 'KEYWORD')
+check(search('SUBJECT', 'quarterly') == ['1', '3'], 'SUBJECT case-insensitive')
+check(search('FROM', 'bob') == ['2'], 'FROM')
+check(search('BODY', 'pizza') == ['2'], 'BODY')
+check(search('TEXT', 'carol') == ['3'], 'TEXT covers headers')
+check(search('SINCE', '03-Mar-2026') == ['2', '3'], 'SINCE')
+check(search('BEFORE', '03-Mar-2026') == ['1'], 'BEFORE')
+check(search('SENTON', '04-Mar-2026') == ['3'], 'SENTON')
+check(search('LARGER', '1000') == ['3'], 'LARGER')
+check(search('OR', 'FROM', 'alice', 'FROM', 'bob') == ['1', '2'], 'OR')
+check(search('NOT', 'SEEN', 'NOT', 'FLAGGED') == ['2'], 'NOT')
+check(search('2:*') == ['2', '3'], 'seqset')
+check(search('CHARSET', 'UTF-8', 'SUBJECT', 'lunch') == ['2'], 'CHARSET UTF-8')
+typ, data = m.search('KOI8-R', 'ALL')
+check(typ == 'NO' and b'BADCHARSET' in data[0], 'BADCHARSET %s' % data)
+typ, data = m.uid('SEARCH', 'UNSEEN')
+check(data[0].split() == [b'2', b'3'], 'UID SEARCH')
+typ, data = m._simple_command('SEARCH', 'RETURN', '(MIN MAX COUNT ALL)', 'UNSEEN')
+es = m.untagged_responses.get('ESEARCH')
+check(es and b'MIN 2 MAX 3 COUNT 2 ALL 2:3' in es[0], 'ESEARCH %s' % es)
+print('ok')
+PY
+	assert_success
+	assert_output --partial ok
+}
