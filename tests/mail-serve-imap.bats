@@ -429,3 +429,32 @@ PY
 	assert_success
 	assert_output --partial ok
 }
+
+@test "socket activation: systemd-socket-activate in LISTEN_FDS and inetd (Accept=yes) modes" {
+	port=$(mk_free_port)
+	systemd-socket-activate -l "127.0.0.1:$port" \
+		mail-serve-imap -c "$MK_IMAPD_CONF" --allow-plaintext 2>>"$D/imapd.log" &
+	echo $! >> "$D/pids"
+	mk_wait_port "$port"
+	MK_IMAPD_PORT=$port run mk_imap_py <<'PY'
+for i in range(3):
+    m = login(); m.select('INBOX'); m.logout()
+print('ok')
+PY
+	assert_success
+	assert_output --partial ok
+	port=$(mk_free_port)
+	systemd-socket-activate --inetd -a -l "127.0.0.1:$port" \
+		mail-serve-imap -c "$MK_IMAPD_CONF" --allow-plaintext 2>>"$D/imapd.log" &
+	echo $! >> "$D/pids"
+	mk_wait_port "$port"
+	MK_IMAPD_PORT=$port run mk_imap_py <<'PY'
+m = login()
+typ, data = m.append('INBOX', None, None, b'Subject: inetd\r\n\r\nx\r\n')
+check(typ == 'OK', data)
+m.logout()
+print('ok')
+PY
+	assert_success
+	assert_output --partial ok
+}
