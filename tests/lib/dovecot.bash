@@ -91,7 +91,10 @@ mk_dovecot_own() {   # path...
 }
 
 mk_dovecot_start() {
-	dovecot -c "$MK_DOVECOT_CONF" || { cat "$MK_DOVECOT_LOG" >&2; return 1; }
+	# The master must not keep our stdout/stderr (or bats' fd 3) open, or
+	# whoever reads them waits for it to exit.
+	dovecot -c "$MK_DOVECOT_CONF" </dev/null >/dev/null 2>&1 3>&- ||
+		{ cat "$MK_DOVECOT_LOG" >&2; return 1; }
 	mk_wait_port "$MK_DOVECOT_PORT" 10 || { cat "$MK_DOVECOT_LOG" >&2; return 1; }
 }
 
