@@ -458,3 +458,85 @@ PY
 	assert_success
 	assert_output --partial ok
 }
+
+@test "LDAP users (lldap layout): alice logs in, charlie is refused, slapd down answers NO [UNAVAILABLE]" {
+	load lib/slapd
+	mk_slapd_start "$D/slapd"
+	mk_secret "$D/ldap-admin" "$MK_SLAPD_ADMIN_PW"
+	# replace [users] by [ldap] in the fixture's config
+	sed -i '/^\[users\]/,/^account = test/d' "$MK_IMAPD_CONF"
+	cat >> "$MK_IMAPD_CONF" <<CONF
+[ldap]
+host = 127.0.0.1
+port = $MK_SLAPD_PORT
+dc_domain = dc=example,dc=com
+admin_name = admin
+admin_password_file = $D/ldap-admin
+account = test
+user_group = mail_user
+timeout = 2
+CONF
+	# the server reads the admin password as root, then serves as mktest
+	mk_imapd_start
+	run mk_imap_py <<PY
+m = connect()
+m.login('alice@example.com', '$MK_SLAPD_ALICE_PW')
+m.select('INBOX')
+m.logout()
+m = connect()
+try:
+    m.login('charlie@example.com', '$MK_SLAPD_CHARLIE_PW'); print('charlie got in'); sys.exit(1)
+except imaplib.IMAP4.error as e:
+    check('AUTHENTICATIONFAILED' in str(e), e)
+print('ok')
+PY
+	assert_success
+	assert_output --partial ok
+	[ -d "$(mk_imapd_home alice@example.com)/mail/cur" ]
+	grep -q 'reason="not in group mail_user"' "$D/imapd.log"
+	mk_slapd_stop
+	run mk_imap_py <<PY
+m = connect()
+try:
+    m.login('alice@example.com', '$MK_SLAPD_ALICE_PW'); print('logged in without LDAP'); sys.exit(1)
+except imaplib.IMAP4.error as e:
+    check('[UNAVAILABLE]' in str(e), e)
+print('ok')
+PY
+	mk_slapd_stop
+	assert_success
+	assert_output --partial ok
+}
+
+@test "COMPRESS=DEFLATE: the session continues compressed" {
+	mk_imapd_start
+	run mk_imap_py <<'PY'
+import zlib
+s = socket.create_connection((HOST, PORT)); f = s.makefile('rwb'); f.readline()
+f.write(('a LOGIN %s %s\r\n' % (USER, PW)).encode()); f.flush(); f.readline()
+f.write(b'b COMPRESS DEFLATE\r\n'); f.flush()
+check(f.readline().startswith(b'b OK'), 'compress ok')
+comp = zlib.compressobj(6, zlib.DEFLATED, -15); dec = zlib.decompressobj(-15)
+def send(line):
+    s.sendall(comp.compress(line) + comp.flush(zlib.Z_SYNC_FLUSH))
+buf = b''
+def readline():
+    global buf
+    while b'\r\n' not in buf:
+        buf += dec.decompress(s.recv(65536))
+    l, buf = buf.split(b'\r\n', 1)
+    return l
+send(b'c LIST "" "*"\r\n')
+lines = []
+while True:
+    l = readline(); lines.append(l)
+    if l.startswith(b'c '): break
+check(lines[-1].startswith(b'c OK') and any(b'Sent' in l for l in lines), lines)
+send(b'd COMPRESS DEFLATE\r\n')
+check(readline().startswith(b'd NO'), 'second COMPRESS refused')
+send(b'e LOGOUT\r\n')
+print('ok')
+PY
+	assert_success
+	assert_output --partial ok
+}
