@@ -140,7 +140,7 @@ enum {
 };
 
 enum { ST_MESSAGES = 1, ST_RECENT = 2, ST_UIDNEXT = 4, ST_UIDVALIDITY = 8, ST_UNSEEN = 16,
-	ST_SIZE = 32 };
+	ST_SIZE = 32, ST_HIGHESTMODSEQ = 64 };
 
 /* Parses a STATUS item list; the bit mask, or -1. */
 static int parse_status_items(const struct imap_arg *a)
@@ -148,6 +148,7 @@ static int parse_status_items(const struct imap_arg *a)
 	static const struct { const char *name; int bit; } items[] = {
 		{ "MESSAGES", ST_MESSAGES }, { "RECENT", ST_RECENT }, { "UIDNEXT", ST_UIDNEXT },
 		{ "UIDVALIDITY", ST_UIDVALIDITY }, { "UNSEEN", ST_UNSEEN }, { "SIZE", ST_SIZE },
+		{ "HIGHESTMODSEQ", ST_HIGHESTMODSEQ },
 	};
 	int mask = 0;
 
@@ -173,12 +174,21 @@ static int write_status(struct imapd *s, const char *name, const char *dir, int 
 	struct imap_string *o = &s->out;
 	char err[512];
 	int first = 1;
+	uint64_t highest = 0;
 
 	if (maildir_folder_open(dir, &f, err, sizeof(err)) != 0 ||
 	    maildir_folder_sync(f, 0, err, sizeof(err)) != 0) {
 		maildir_folder_free(f);
 		log_warn("status", "folder=%s error=%s", log_q(name), log_q(err));
 		return -1;
+	}
+	if (items & ST_HIGHESTMODSEQ) {
+		s->enabled |= IMAPD_EN_CONDSTORE;
+		highest = imapd_folder_highestmodseq(dir, f);
+		if (highest == 0) {
+			maildir_folder_free(f);
+			return -1;
+		}
 	}
 	maildir_folder_status(f, &st);
 	maildir_folder_free(f);
@@ -192,6 +202,7 @@ static int write_status(struct imapd *s, const char *name, const char *dir, int 
 	ITEM(ST_UIDVALIDITY, "UIDVALIDITY %u", st.uidvalidity);
 	ITEM(ST_UNSEEN, "UNSEEN %u", st.unseen);
 	ITEM(ST_SIZE, "SIZE %llu", st.size);
+	ITEM(ST_HIGHESTMODSEQ, "HIGHESTMODSEQ %llu", (unsigned long long)highest);
 #undef ITEM
 	imap_string_addc(o, ')');
 	imapd_untagged(s, "STATUS %s", o->buf);
@@ -543,19 +554,92 @@ void imapd_cmd_unsubscribe(struct imapd *s, const struct imap_command *cmd)
 
 /* ---- SELECT / EXAMINE ------------------------------------------------- */
 
+/*
+ * Parses the SELECT/EXAMINE parameter list: (CONDSTORE) and/or
+ * (QRESYNC (uidvalidity modseq [known-uids [(seqs uids)]])).  0, or -1
+ * after answering BAD.
+ */
+static int parse_select_params(struct imapd *s, const char *tag, const struct imap_arg *a,
+			       struct imapd_select_params *p)
+{
+	for (size_t i = 0; i < a->count; i++) {
+		const struct imap_arg *q;
+		char *end;
+		if (imap_arg_atom_equals(&a->list[i], "CONDSTORE")) {
+			p->condstore = 1;
+			continue;
+		}
+		if (!imap_arg_atom_equals(&a->list[i], "QRESYNC") || i + 1 >= a->count ||
+		    a->list[i + 1].type != IMAP_ARG_LIST) {
+			imapd_tagged(s, tag, "BAD Invalid SELECT parameters.");
+			return -1;
+		}
+		if (!(s->enabled & IMAPD_EN_QRESYNC)) {
+			imapd_tagged(s, tag, "BAD QRESYNC isn't enabled.");
+			return -1;
+		}
+		q = &a->list[++i];
+		if (q->count < 2 || q->count > 4 || q->list[0].type != IMAP_ARG_ATOM ||
+		    q->list[1].type != IMAP_ARG_ATOM)
+			goto bad;
+		errno = 0;
+		p->uidvalidity = (uint32_t)strtoul(q->list[0].str, &end, 10);
+		if (errno != 0 || *end != '\0' || q->list[0].str[0] == '-' || p->uidvalidity == 0)
+			goto bad;
+		p->modseq = strtoull(q->list[1].str, &end, 10);
+		if (errno != 0 || *end != '\0' || q->list[1].str[0] == '-' || p->modseq == 0 ||
+		    p->modseq > INT64_MAX)
+			goto bad;
+		if (q->count >= 3) {
+			if (q->list[2].type != IMAP_ARG_ATOM ||
+			    imap_seqset_parse(q->list[2].str, 100000, 0, &p->known) != 0)
+				goto bad;
+			p->has_known = 1;
+		}
+		/* the sequence match data only helps servers that forget expunges
+		 * sooner than we do: checked for syntax, not used */
+		if (q->count == 4 && (q->list[3].type != IMAP_ARG_LIST || q->list[3].count != 2))
+			goto bad;
+		p->qresync = 1;
+	}
+	return 0;
+bad:
+	imapd_tagged(s, tag, "BAD Invalid QRESYNC parameters.");
+	return -1;
+}
+
+static void select_open_dir(struct imapd *s, const struct imap_command *cmd, int readonly,
+			    const struct imapd_select_params *p);
+
 static void select_common(struct imapd *s, const struct imap_command *cmd, int readonly)
 {
-	char name[1025], dir[4200], cur[4300], err[512];
-	struct stat st;
+	struct imapd_select_params p = { 0 };
 
-	if (cmd->count != 1) {
+	if (cmd->count != 1 && (cmd->count != 2 || cmd->args[1].type != IMAP_ARG_LIST)) {
 		imapd_tagged(s, cmd->tag, "BAD %s needs a mailbox name.",
 			     readonly ? "EXAMINE" : "SELECT");
 		return;
 	}
+	if (cmd->count == 2 && parse_select_params(s, cmd->tag, &cmd->args[1], &p) != 0) {
+		imap_seqset_free(&p.known);
+		return;
+	}
 	/* RFC 3501: a failed SELECT leaves no mailbox selected */
-	if (s->sel != NULL)
+	if (s->sel != NULL) {
 		imapd_select_close(s, 0);
+		if (s->enabled & IMAPD_EN_QRESYNC)
+			imapd_untagged(s, "OK [CLOSED] Previous mailbox closed.");
+	}
+	select_open_dir(s, cmd, readonly, &p);
+	imap_seqset_free(&p.known);
+}
+
+static void select_open_dir(struct imapd *s, const struct imap_command *cmd, int readonly,
+			    const struct imapd_select_params *p)
+{
+	char name[1025], dir[4200], cur[4300], err[512];
+	struct stat st;
+
 	if (imapd_mailbox_path(s, cmd->tag, &cmd->args[0], name, sizeof(name), dir,
 			       sizeof(dir)) != 0)
 		return;
@@ -584,7 +668,7 @@ static void select_common(struct imapd *s, const struct imap_command *cmd, int r
 			return;
 		}
 	}
-	imapd_select_open(s, cmd->tag, name, dir, readonly);
+	imapd_select_open(s, cmd->tag, name, dir, readonly, p);
 }
 
 void imapd_cmd_select(struct imapd *s, const struct imap_command *cmd)

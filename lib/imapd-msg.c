@@ -18,6 +18,7 @@
 #include "mime.h"
 #include "log.h"
 #include "maildir.h"
+#include "modseq.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -37,6 +38,8 @@ struct imapd_selected {
 	char dir[4096];
 	int readonly;
 	struct maildir_folder *folder;
+	struct modseq_store *ms;	/* NULL: modseqs unavailable (logged) */
+	uint64_t highest;		/* HIGHESTMODSEQ as last synced */
 	struct imapd_msg *view;
 	size_t n, cap;
 	uint32_t last_exists;		/* EXISTS last reported */
@@ -45,6 +48,18 @@ struct imapd_selected {
 	struct maildir_keywords kw;
 	int kw_loaded;
 };
+
+static void add_uid_ranges(struct imap_string *o, const uint32_t *v, size_t n);
+
+static int condstore(const struct imapd *s)
+{
+	return (s->enabled & IMAPD_EN_CONDSTORE) != 0;
+}
+
+static int qresync(const struct imapd *s)
+{
+	return (s->enabled & IMAPD_EN_QRESYNC) != 0;
+}
 
 /* ---- flags ------------------------------------------------------------ */
 
@@ -132,52 +147,257 @@ static int view_reserve(struct imapd_selected *sel, size_t n)
 	return 0;
 }
 
+/* ---- modseqs ---------------------------------------------------------- */
+
+/* Takes the folder's modseq lock: 1, or 0 when modseqs are unavailable. */
+static int sel_lock(struct imapd_selected *sel)
+{
+	char err[512];
+
+	if (sel->ms == NULL)
+		return 0;
+	if (modseq_lock(sel->ms, sel->folder->uidvalidity, err, sizeof(err)) != 0) {
+		log_warn("modseq", "folder=%s error=%s", log_q(sel->name), log_q(err));
+		return 0;
+	}
+	return 1;
+}
+
+static void sel_unlock(struct imapd_selected *sel, int locked)
+{
+	if (locked)
+		modseq_unlock(sel->ms);
+}
+
+/*
+ * Rescans the folder (claiming new/ when MOVE_NEW) and, when LOCKED,
+ * records its changes in the modseq store.  0, or -1 (logged).
+ */
+static int sel_refresh(struct imapd_selected *sel, int locked, int move_new)
+{
+	struct maildir_folder *f = sel->folder;
+	char err[512];
+	int rc = maildir_folder_sync(f, 0, err, sizeof(err));
+
+	if (rc == 0 && move_new) {
+		/* MOVE_NEW always rescans: only ask for it when new/ has mail */
+		for (size_t i = 0; i < f->nmsgs; i++)
+			if (f->msgs[i].in_new) {
+				rc = maildir_folder_sync(f, MAILDIR_SYNC_MOVE_NEW, err, sizeof(err));
+				break;
+			}
+	}
+	if (rc != 0) {
+		log_warn("sync", "folder=%s error=%s", log_q(sel->name), log_q(err));
+		return -1;
+	}
+	if (locked) {
+		if (modseq_sync(sel->ms, f->msgs, f->nmsgs, f->next_uid, err, sizeof(err)) != 0)
+			log_warn("modseq", "folder=%s error=%s", log_q(sel->name), log_q(err));
+		sel->highest = modseq_highest(sel->ms);
+	}
+	return 0;
+}
+
+/* The store's modseq of UID, walking *k forward (UIDs asked in ascending order). */
+static uint64_t ms_walk(const struct imapd_selected *sel, uint32_t uid, size_t *k, uint64_t dflt)
+{
+	const struct modseq_entry *e;
+	size_t n;
+
+	if (sel->ms == NULL)
+		return dflt;
+	e = modseq_entries(sel->ms, &n);
+	while (*k < n && e[*k].uid < uid)
+		(*k)++;
+	return *k < n && e[*k].uid == uid ? e[*k].modseq : dflt;
+}
+
+/*
+ * Writes "* n FETCH (UID u FLAGS (...) MODSEQ (m))" for view entry IDX:
+ * UID when with_uid or QRESYNC is on, FLAGS when with_flags, MODSEQ once
+ * CONDSTORE is on.
+ */
+static void report_fetch(struct imapd *s, size_t idx, int with_uid, int with_flags)
+{
+	const struct imapd_msg *m = &s->sel->view[idx];
+	struct imap_string *o = &s->out;
+	int first = 1;
+
+	imap_string_clear(o);
+	imap_string_addf(o, "%zu FETCH (", idx + 1);
+	if (with_uid || qresync(s)) {
+		imap_string_addf(o, "UID %u", m->uid);
+		first = 0;
+	}
+	if (with_flags) {
+		imap_string_adds(o, first ? "FLAGS " : " FLAGS ");
+		add_flags(s, m);
+		first = 0;
+	}
+	if (condstore(s))
+		imap_string_addf(o, "%sMODSEQ (%llu)", first ? "" : " ",
+				 (unsigned long long)m->modseq);
+	imap_string_addc(o, ')');
+	imapd_untagged(s, "%s", o->buf);
+}
+
+/*
+ * "* VANISHED (EARLIER) ..." for the UIDs expunged after SINCE, limited to
+ * SET (NULL: all).  When the store has forgotten expunges that old, every
+ * UID below UIDNEXT that is not in the view counts (RFC 7162 §3.2.5.2
+ * allows reporting UIDs the client never knew).
+ */
+static void report_vanished_earlier(struct imapd *s, uint64_t since, const struct imap_seqset *set)
+{
+	struct imapd_selected *sel = s->sel;
+	struct imap_string *o = &s->out;
+	uint32_t *v = NULL, star = sel->folder->next_uid ? sel->folder->next_uid - 1 : 0;
+	size_t nv = 0, o_n = 0;
+	int complete = sel->ms ? modseq_vanished_since(sel->ms, since, &v, &nv) : 0;
+
+	if (complete < 0)
+		return;
+	imap_string_clear(o);
+	if (complete) {
+		size_t k = 0, w = 0;
+		for (size_t i = 0; i < nv; i++) {
+			/* skip UIDs still in the view (not yet reported gone to us) */
+			while (k < sel->n && sel->view[k].uid < v[i])
+				k++;
+			if (k < sel->n && sel->view[k].uid == v[i] && !(sel->view[k].flags & MSG_GONE))
+				continue;
+			if (set != NULL && !imap_seqset_contains(set, v[i], star))
+				continue;
+			v[w++] = v[i];
+		}
+		add_uid_ranges(o, v, w);
+		o_n = w;
+	} else {
+		/* the gaps between the UIDs present, intersected with SET */
+		uint32_t prev = 0;
+		for (size_t i = 0; i <= sel->n; i++) {
+			uint32_t next;
+			if (i < sel->n && (sel->view[i].flags & MSG_GONE))
+				continue;
+			next = i < sel->n ? sel->view[i].uid : star + 1;
+			if (next > prev + 1) {
+				uint32_t lo = prev + 1, hi = next - 1;
+				if (set == NULL) {
+					imap_string_addf(o, o_n++ ? ",%u:%u" : "%u:%u", lo, hi);
+				} else {
+					for (size_t r = 0; r < set->count; r++) {
+						uint32_t a, b;
+						imap_seq_range_resolve(&set->ranges[r], star, &a, &b);
+						if (a < lo)
+							a = lo;
+						if (b > hi)
+							b = hi;
+						if (a <= b)
+							imap_string_addf(o, o_n++ ? ",%u:%u" : "%u:%u", a, b);
+					}
+				}
+			}
+			prev = next;
+		}
+	}
+	free(v);
+	if (o_n > 0 && !o->failed)
+		imapd_untagged(s, "VANISHED (EARLIER) %s", o->buf);
+}
+
+uint64_t imapd_select_highestmodseq(struct imapd *s)
+{
+	return s->sel ? s->sel->highest : 0;
+}
+
+uint64_t imapd_folder_highestmodseq(const char *dir, struct maildir_folder *f)
+{
+	struct modseq_store *ms = NULL;
+	char err[512];
+	uint64_t h = 0;
+
+	if (modseq_open(dir, &ms, err, sizeof(err)) != 0 ||
+	    modseq_lock(ms, f->uidvalidity, err, sizeof(err)) != 0) {
+		log_warn("modseq", "dir=%s error=%s", log_q(dir), log_q(err));
+		modseq_free(ms);
+		return 0;
+	}
+	/* rescan under the lock: a scan from before it may predate a STORE */
+	if (maildir_folder_sync(f, 0, err, sizeof(err)) == 0 &&
+	    modseq_sync(ms, f->msgs, f->nmsgs, f->next_uid, err, sizeof(err)) == 0)
+		h = modseq_highest(ms);
+	else
+		log_warn("modseq", "dir=%s error=%s", log_q(dir), log_q(err));
+	modseq_unlock(ms);
+	modseq_free(ms);
+	return h;
+}
+
 void imapd_select_sync(struct imapd *s, int allow_expunge)
 {
 	struct imapd_selected *sel = s->sel;
 	const struct maildir_folder *f;
-	char err[512];
-	size_t i, j, out, nnew = 0;
-	int kw_reloaded = 0;
+	size_t i, j, k = 0, out, nnew = 0;
+	int kw_reloaded = 0, locked, r;
 
 	if (sel == NULL)
 		return;
-	if (maildir_folder_sync(sel->folder, sel->readonly ? 0 : MAILDIR_SYNC_MOVE_NEW, err,
-				sizeof(err)) != 0) {
-		log_warn("sync", "folder=%s error=%s", log_q(sel->name), log_q(err));
+	locked = sel_lock(sel);
+	r = sel_refresh(sel, locked, !sel->readonly);
+	sel_unlock(sel, locked);
+	if (r != 0)
 		return;
-	}
 	f = sel->folder;
 	if (view_reserve(sel, sel->n + f->nmsgs) != 0)
 		return;
 
-	/* pass 1: flag changes and disappearances, in place */
+	/* pass 1: flag (and modseq) changes and disappearances, in place */
 	for (i = 0, j = 0; i < sel->n; i++) {
 		struct imapd_msg *m = &sel->view[i];
 		while (j < f->nmsgs && f->msgs[j].uid < m->uid)
 			j++;
 		if (j < f->nmsgs && f->msgs[j].uid == m->uid) {
 			unsigned fl = f->msgs[j].flags;
-			if ((m->flags & 0xff) != fl || m->keywords != f->msgs[j].keywords) {
-				if (f->msgs[j].keywords & ~m->keywords && !kw_reloaded) {
-					load_keywords(sel);
-					kw_reloaded = 1;
-				}
-				m->flags = (uint16_t)((m->flags & ~0xff) | fl);
-				m->keywords = f->msgs[j].keywords;
-				imap_string_clear(&s->out);
-				add_flags(s, m);
-				imapd_untagged(s, "%zu FETCH (UID %u FLAGS %s)", i + 1, m->uid, s->out.buf);
+			uint64_t ms = ms_walk(sel, m->uid, &k, m->modseq);
+			int changed = (m->flags & 0xff) != fl || m->keywords != f->msgs[j].keywords;
+			if (!changed && ms <= m->modseq)
+				continue;
+			if (changed && (f->msgs[j].keywords & ~m->keywords) && !kw_reloaded) {
+				load_keywords(sel);
+				kw_reloaded = 1;
 			}
+			m->flags = (uint16_t)((m->flags & ~0xff) | fl);
+			m->keywords = f->msgs[j].keywords;
+			if (ms > m->modseq)
+				m->modseq = ms;
+			if (changed || condstore(s))
+				report_fetch(s, i, 1, 1);
 		} else {
 			m->flags |= MSG_GONE;
 		}
 	}
 	if (allow_expunge) {
-		/* report from the highest number down so earlier numbers stay valid */
-		for (i = sel->n; i-- > 0; )
-			if (sel->view[i].flags & MSG_GONE)
-				imapd_untagged(s, "%zu EXPUNGE", i + 1);
+		if (qresync(s)) {
+			uint32_t *gone = malloc((sel->n ? sel->n : 1) * sizeof(*gone));
+			size_t ng = 0;
+			if (gone == NULL)
+				return;
+			for (i = 0; i < sel->n; i++)
+				if (sel->view[i].flags & MSG_GONE)
+					gone[ng++] = sel->view[i].uid;
+			if (ng > 0) {
+				imap_string_clear(&s->out);
+				add_uid_ranges(&s->out, gone, ng);
+				imapd_untagged(s, "VANISHED %s", s->out.buf);
+			}
+			free(gone);
+		} else {
+			/* from the highest number down so earlier numbers stay valid */
+			for (i = sel->n; i-- > 0; )
+				if (sel->view[i].flags & MSG_GONE)
+					imapd_untagged(s, "%zu EXPUNGE", i + 1);
+		}
 		for (i = 0, out = 0; i < sel->n; i++)
 			if (!(sel->view[i].flags & MSG_GONE))
 				sel->view[out++] = sel->view[i];
@@ -194,7 +414,7 @@ void imapd_select_sync(struct imapd *s, int allow_expunge)
 			m->uid = f->msgs[j].uid;
 			m->flags = (uint16_t)(f->msgs[j].flags | IMAPD_FLAG_RECENT);
 			m->keywords = f->msgs[j].keywords;
-			m->modseq = 0;
+			m->modseq = ms_walk(sel, m->uid, &k, sel->highest);
 			if (m->keywords && !kw_reloaded) {
 				load_keywords(sel);
 				kw_reloaded = 1;
@@ -232,6 +452,7 @@ static void selected_free(struct imapd_selected *sel)
 		close(sel->watch_fd);
 	if (sel->kw_loaded)
 		maildir_keywords_clear(&sel->kw);
+	modseq_free(sel->ms);
 	maildir_folder_free(sel->folder);
 	free(sel->view);
 	free(sel);
@@ -252,12 +473,13 @@ static int open_watch(const char *dir)
 }
 
 int imapd_select_open(struct imapd *s, const char *tag, const char *name, const char *dir,
-		      int readonly)
+		      int readonly, const struct imapd_select_params *p)
 {
 	struct imapd_selected *sel = calloc(1, sizeof(*sel));
 	struct maildir_status st;
 	char err[512];
-	size_t i;
+	size_t i, k = 0;
+	int locked;
 
 	if (sel == NULL) {
 		imapd_tagged(s, tag, "NO [SERVERBUG] Out of memory.");
@@ -275,6 +497,15 @@ int imapd_select_open(struct imapd *s, const char *tag, const char *name, const 
 		selected_free(sel);
 		return -1;
 	}
+	if (modseq_open(dir, &sel->ms, err, sizeof(err)) != 0)
+		log_warn("modseq", "folder=%s error=%s", log_q(name), log_q(err));
+	/* now that UIDVALIDITY is known: rescan under the lock, record changes */
+	locked = sel_lock(sel);
+	if (locked)
+		sel_refresh(sel, 1, 0);
+	sel_unlock(sel, locked);
+	if (sel->highest == 0)
+		sel->highest = 1;
 	load_keywords(sel);
 	/* first look without moving: what is in new/ is \Recent for us */
 	maildir_folder_status(sel->folder, &st);
@@ -289,7 +520,7 @@ int imapd_select_open(struct imapd *s, const char *tag, const char *name, const 
 		/* EXAMINE shows \Recent too, as dovecot does; only SELECT claims it */
 		sel->view[i].flags = (uint16_t)(m->flags | (m->in_new ? IMAPD_FLAG_RECENT : 0));
 		sel->view[i].keywords = m->keywords;
-		sel->view[i].modseq = 0;
+		sel->view[i].modseq = ms_walk(sel, m->uid, &k, sel->highest);
 	}
 	sel->n = sel->folder->nmsgs;
 	sel->last_exists = (uint32_t)sel->n;
@@ -300,6 +531,8 @@ int imapd_select_open(struct imapd *s, const char *tag, const char *name, const 
 		imapd_select_close(s, 0);
 	s->sel = sel;
 	s->state = IMAPD_SELECTED;
+	if (p != NULL && (p->condstore || p->qresync))
+		s->enabled |= IMAPD_EN_CONDSTORE;
 	write_flags_list(s);
 	imapd_untagged(s, "%zu EXISTS", sel->n);
 	imapd_untagged(s, "%u RECENT", sel->last_recent);
@@ -310,6 +543,16 @@ int imapd_select_open(struct imapd *s, const char *tag, const char *name, const 
 		}
 	imapd_untagged(s, "OK [UIDVALIDITY %u] UIDs valid", sel->folder->uidvalidity);
 	imapd_untagged(s, "OK [UIDNEXT %u] Predicted next UID", sel->folder->next_uid);
+	imapd_untagged(s, "OK [HIGHESTMODSEQ %llu] Highest", (unsigned long long)sel->highest);
+	if (p != NULL && p->qresync && p->uidvalidity == sel->folder->uidvalidity) {
+		const struct imap_seqset *known = p->has_known ? &p->known : NULL;
+		uint32_t star = sel->n ? sel->view[sel->n - 1].uid : 0;
+		report_vanished_earlier(s, p->modseq, known);
+		for (i = 0; i < sel->n; i++)
+			if (sel->view[i].modseq > p->modseq &&
+			    (known == NULL || imap_seqset_contains(known, sel->view[i].uid, star)))
+				report_fetch(s, i, 1, 1);
+	}
 	imapd_tagged(s, tag, "OK [%s] %s completed", readonly ? "READ-ONLY" : "READ-WRITE",
 		     readonly ? "Examine" : "Select");
 	/* claim \Recent: move new/ to cur/ now that the client knows */
@@ -364,8 +607,25 @@ void imapd_cmd_check(struct imapd *s, const struct imap_command *cmd)
 
 void imapd_cmd_close(struct imapd *s, const struct imap_command *cmd)
 {
-	imapd_select_close(s, 1);
-	imapd_tagged(s, cmd->tag, "OK Close completed.");
+	struct imapd_selected *sel = s->sel;
+	uint64_t highest;
+	int locked;
+
+	if (!qresync(s)) {
+		imapd_select_close(s, 1);
+		imapd_tagged(s, cmd->tag, "OK Close completed.");
+		return;
+	}
+	/* with QRESYNC the client learns the modseq of its expunges (as dovecot) */
+	if (!sel->readonly && sel->n > 0)
+		expunge_deleted(s, NULL, 0);
+	locked = sel_lock(sel);
+	sel_refresh(sel, locked, 0);
+	sel_unlock(sel, locked);
+	highest = sel->highest;
+	imapd_select_close(s, 0);
+	imapd_tagged(s, cmd->tag, "OK [HIGHESTMODSEQ %llu] Close completed.",
+		     (unsigned long long)highest);
 }
 
 void imapd_cmd_unselect(struct imapd *s, const struct imap_command *cmd)
@@ -398,6 +658,9 @@ void imapd_cmd_expunge(struct imapd *s, const struct imap_command *cmd)
 	imapd_select_sync(s, 1);
 	if (rc != 0)
 		imapd_tagged(s, cmd->tag, "NO [SERVERBUG] Some messages could not be expunged.");
+	else if (qresync(s))
+		imapd_tagged(s, cmd->tag, "OK [HIGHESTMODSEQ %llu] Expunge completed.",
+			     (unsigned long long)s->sel->highest);
 	else
 		imapd_tagged(s, cmd->tag, "OK Expunge completed.");
 }
@@ -509,20 +772,54 @@ static int parse_flag(struct imapd *s, const char *w, int create, unsigned *bits
 	return 0;
 }
 
+/* Parses "(NAME n)" modifier lists: the value of NAME in *v; 0, or -1. */
+static int parse_modifier(const struct imap_arg *a, const char *name, uint64_t *v, int *seen)
+{
+	char *end;
+
+	if (a->type != IMAP_ARG_LIST || a->count != 2 || !imap_arg_atom_equals(&a->list[0], name) ||
+	    a->list[1].type != IMAP_ARG_ATOM || a->list[1].str[0] < '0' || a->list[1].str[0] > '9')
+		return -1;
+	errno = 0;
+	*v = strtoull(a->list[1].str, &end, 10);
+	if (errno != 0 || *end != '\0' || *v > INT64_MAX)
+		return -1;
+	*seen = 1;
+	return 0;
+}
+
 void imapd_cmd_store(struct imapd *s, const struct imap_command *cmd)
 {
 	struct imapd_selected *sel = s->sel;
-	const struct imap_arg *item, *flags;
-	unsigned char *mask = NULL;
+	const struct imap_arg *args = cmd->args, *item, *flags;
+	unsigned char *mask = NULL, *done = NULL;
+	uint32_t *modified = NULL;
+	size_t nmodified = 0, nargs = cmd->count;
 	unsigned add_bits = 0;
 	uint32_t add_kw = 0;
-	int mode, silent = 0, failed = 0;
+	uint64_t unchangedsince = 0, newms = 0;
+	int mode, silent = 0, failed = 0, conditional = 0, locked;
 	const char *w;
-	size_t nflags;
+	size_t nflags, k = 0;
 	long count;
 	char err[512];
 
-	if (cmd->count < 3 || cmd->args[1].type != IMAP_ARG_ATOM) {
+	/* STORE set [(UNCHANGEDSINCE n)] item flags */
+	if (nargs >= 4 && args[1].type == IMAP_ARG_LIST) {
+		if (parse_modifier(&args[1], "UNCHANGEDSINCE", &unchangedsince, &conditional) != 0) {
+			imapd_tagged(s, cmd->tag, "BAD Invalid STORE modifiers.");
+			return;
+		}
+		s->enabled |= IMAPD_EN_CONDSTORE;
+		item = &args[2];
+		flags = &args[3];
+		nflags = nargs - 3;
+	} else {
+		item = &args[1];
+		flags = &args[2];
+		nflags = nargs - 2;
+	}
+	if (nargs < 3 || item->type != IMAP_ARG_ATOM) {
 		imapd_tagged(s, cmd->tag, "BAD STORE needs a message set, an item and flags.");
 		return;
 	}
@@ -530,7 +827,6 @@ void imapd_cmd_store(struct imapd *s, const struct imap_command *cmd)
 		imapd_tagged(s, cmd->tag, "NO Mailbox is read-only.");
 		return;
 	}
-	item = &cmd->args[1];
 	w = item->str;
 	mode = w[0] == '+' ? 1 : w[0] == '-' ? -1 : 0;
 	if (mode)
@@ -541,16 +837,13 @@ void imapd_cmd_store(struct imapd *s, const struct imap_command *cmd)
 		imapd_tagged(s, cmd->tag, "BAD Invalid STORE item.");
 		return;
 	}
-	flags = &cmd->args[2];
 	if (flags->type == IMAP_ARG_LIST) {
-		if (cmd->count != 3) {
+		if (nflags != 1) {
 			imapd_tagged(s, cmd->tag, "BAD Invalid STORE arguments.");
 			return;
 		}
 		nflags = flags->count;
 		flags = flags->list;
-	} else {
-		nflags = cmd->count - 2;
 	}
 	for (size_t i = 0; i < nflags; i++) {
 		unsigned bits;
@@ -574,19 +867,46 @@ void imapd_cmd_store(struct imapd *s, const struct imap_command *cmd)
 		if (kw >= 0)
 			add_kw |= 1u << kw;
 	}
-	count = resolve_set(s, cmd->tag, &cmd->args[0], cmd->uid, &mask);
+	count = resolve_set(s, cmd->tag, &args[0], cmd->uid, &mask);
 	if (count < 0)
 		return;
+	done = calloc(sel->n ? sel->n : 1, 1);
+	modified = malloc((sel->n ? sel->n : 1) * sizeof(*modified));
+	if (done == NULL || modified == NULL) {
+		free(mask);
+		free(done);
+		free(modified);
+		imapd_tagged(s, cmd->tag, "NO [SERVERBUG] Out of memory.");
+		return;
+	}
+	/*
+	 * Under the modseq lock: rescan, so that +FLAGS starts from the flags
+	 * on disk (not a stale view) and UNCHANGEDSINCE compares with the
+	 * latest modseq; then rename the files and record one new modseq.
+	 */
+	locked = sel_lock(sel);
+	sel_refresh(sel, locked, 0);
 	for (size_t i = 0; i < sel->n; i++) {
 		struct imapd_msg *m = &sel->view[i];
-		unsigned fl = m->flags & 0xff;
-		uint32_t kw = m->keywords;
+		const struct maildir_msg *dm;
+		uint64_t cur_ms;
+		unsigned fl;
+		uint32_t kw;
 		if (!mask[i])
 			continue;
-		if (m->flags & MSG_GONE) {
+		dm = (m->flags & MSG_GONE) ? NULL : maildir_folder_find(sel->folder, m->uid);
+		if (dm == NULL) {
+			m->flags |= MSG_GONE;
 			failed = 1;
 			continue;
 		}
+		cur_ms = ms_walk(sel, m->uid, &k, m->modseq);
+		if (conditional && cur_ms > unchangedsince) {
+			modified[nmodified++] = cmd->uid ? m->uid : (uint32_t)(i + 1);
+			continue;
+		}
+		fl = dm->flags;
+		kw = dm->keywords;
 		if (mode > 0) {
 			fl |= add_bits;
 			kw |= add_kw;
@@ -597,7 +917,7 @@ void imapd_cmd_store(struct imapd *s, const struct imap_command *cmd)
 			fl = add_bits;
 			kw = add_kw;
 		}
-		if (fl != (m->flags & 0xffu) || kw != m->keywords) {
+		if (fl != dm->flags || kw != dm->keywords) {
 			if (maildir_msg_set_flags(sel->folder, m->uid, fl, kw, err, sizeof(err)) != 0) {
 				if (maildir_folder_find(sel->folder, m->uid) == NULL) {
 					m->flags |= MSG_GONE;
@@ -608,25 +928,50 @@ void imapd_cmd_store(struct imapd *s, const struct imap_command *cmd)
 				failed = 1;
 				continue;
 			}
-			m->flags = (uint16_t)((m->flags & ~0xffu) | fl);
-			m->keywords = kw;
+			if (locked && modseq_stage_set(sel->ms, m->uid, fl, kw) != 0)
+				failed = 1;
+			done[i] = 2;
+		} else {
+			done[i] = 1;
 		}
-		if (!silent) {
-			imap_string_clear(&s->out);
-			add_flags(s, m);
-			if (cmd->uid)
-				imapd_untagged(s, "%zu FETCH (UID %u FLAGS %s)", i + 1, m->uid,
-					       s->out.buf);
-			else
-				imapd_untagged(s, "%zu FETCH (FLAGS %s)", i + 1, s->out.buf);
+		m->flags = (uint16_t)((m->flags & ~0xffu) | fl);
+		m->keywords = kw;
+		if (cur_ms > m->modseq)
+			m->modseq = cur_ms;
+	}
+	if (locked) {
+		if (modseq_commit(sel->ms, &newms, err, sizeof(err)) != 0) {
+			/* the flags changed on disk: the next sync gives them a modseq */
+			log_warn("modseq", "folder=%s error=%s", log_q(sel->name), log_q(err));
+			failed = 1;
+			newms = 0;
 		}
+		sel->highest = modseq_highest(sel->ms);
+	}
+	sel_unlock(sel, locked);
+	for (size_t i = 0; i < sel->n; i++) {
+		if (!done[i])
+			continue;
+		if (done[i] == 2 && newms != 0)
+			sel->view[i].modseq = newms;
+		if (!silent)
+			report_fetch(s, i, cmd->uid, 1);
+		else if (done[i] == 2 && condstore(s))
+			report_fetch(s, i, cmd->uid, 0);	/* the new MODSEQ, RFC 7162 §3.1.3 */
 	}
 	free(mask);
+	free(done);
 	imapd_select_sync(s, 0);
-	if (failed)
+	if (failed) {
 		imapd_tagged(s, cmd->tag, "NO Some of the requested messages no longer exist.");
-	else
+	} else if (nmodified > 0) {
+		imap_string_clear(&s->out);
+		add_uid_ranges(&s->out, modified, nmodified);
+		imapd_tagged(s, cmd->tag, "OK [MODIFIED %s] Conditional STORE failed", s->out.buf);
+	} else {
 		imapd_tagged(s, cmd->tag, "OK Store completed.");
+	}
+	free(modified);
 }
 
 /* ---- COPY and MOVE ---------------------------------------------------- */
@@ -878,7 +1223,7 @@ static void write_whole(struct imapd *s, struct fetch_msg *fm, uint64_t vsize)
 
 /* One message's FETCH response.  Returns 0, or -1 if it vanished. */
 static int fetch_one(struct imapd *s, size_t idx, const struct imap_fetch *f, int uid_cmd,
-		     struct imap_string *body)
+		     int set_seen, struct imap_string *body)
 {
 	struct imapd_msg *m = &s->sel->view[idx];
 	struct imap_string *o = &s->out;
@@ -890,20 +1235,11 @@ static int fetch_one(struct imapd *s, size_t idx, const struct imap_fetch *f, in
 	int need_mime = (f->items & (IMAP_FETCH_ENVELOPE | IMAP_FETCH_BODY |
 				     IMAP_FETCH_BODYSTRUCTURE | IMAP_FETCH_RFC822_HEADER |
 				     IMAP_FETCH_RFC822_TEXT)) || f->nsections > 0;
-	int first = 1, set_seen = 0;
-	char err[512];
+	int first = 1;
 
 	if (need_file && fetch_msg_open(s, m->uid, &fm, need_mime) != 0) {
 		fetch_msg_close(&fm);
 		return -1;
-	}
-	if (f->sets_seen && !s->sel->readonly && !(m->flags & MAILDIR_FLAG_SEEN)) {
-		unsigned fl = (m->flags & 0xffu) | MAILDIR_FLAG_SEEN;
-		if (maildir_msg_set_flags(s->sel->folder, m->uid, fl, m->keywords, err,
-					  sizeof(err)) == 0) {
-			m->flags |= MAILDIR_FLAG_SEEN;
-			set_seen = 1;
-		}
 	}
 #define SEP() do { if (!first) imap_string_addc(o, ' '); first = 0; } while (0)
 	imap_string_clear(o);
@@ -916,6 +1252,10 @@ static int fetch_one(struct imapd *s, size_t idx, const struct imap_fetch *f, in
 		SEP();
 		imap_string_adds(o, "FLAGS ");
 		add_flags(s, m);
+	}
+	if ((f->items & IMAP_FETCH_MODSEQ) || (set_seen && condstore(s))) {
+		SEP();
+		imap_string_addf(o, "MODSEQ (%llu)", (unsigned long long)m->modseq);
 	}
 	if (f->items & IMAP_FETCH_INTERNALDATE) {
 		char d[27];
@@ -1001,19 +1341,99 @@ static int fetch_one(struct imapd *s, size_t idx, const struct imap_fetch *f, in
 	return 0;
 }
 
+/*
+ * Sets \Seen on the unseen messages of MASK that a FETCH of bodies opens,
+ * as one change under the modseq lock; marks them in seen[].
+ */
+static void fetch_set_seen(struct imapd *s, const unsigned char *mask, unsigned char *seen)
+{
+	struct imapd_selected *sel = s->sel;
+	uint64_t newms = 0;
+	size_t k = 0;
+	char err[512];
+	int locked = sel_lock(sel), any = 0;
+
+	sel_refresh(sel, locked, 0);
+	for (size_t i = 0; i < sel->n; i++) {
+		struct imapd_msg *m = &sel->view[i];
+		const struct maildir_msg *dm;
+		if (!mask[i] || (m->flags & (MSG_GONE | MAILDIR_FLAG_SEEN)))
+			continue;
+		dm = maildir_folder_find(sel->folder, m->uid);
+		if (dm == NULL)
+			continue;
+		if (!(dm->flags & MAILDIR_FLAG_SEEN) &&
+		    maildir_msg_set_flags(sel->folder, m->uid, dm->flags | MAILDIR_FLAG_SEEN,
+					  dm->keywords, err, sizeof(err)) != 0)
+			continue;
+		if (locked && modseq_stage_set(sel->ms, m->uid, dm->flags | MAILDIR_FLAG_SEEN,
+					       dm->keywords) == 0)
+			any = 1;
+		m->flags = (uint16_t)((m->flags & ~0xffu) | dm->flags | MAILDIR_FLAG_SEEN);
+		m->keywords = dm->keywords;
+		m->modseq = ms_walk(sel, m->uid, &k, m->modseq);
+		seen[i] = 1;
+	}
+	if (locked && any) {
+		if (modseq_commit(sel->ms, &newms, err, sizeof(err)) != 0) {
+			log_warn("modseq", "folder=%s error=%s", log_q(sel->name), log_q(err));
+			newms = 0;
+		}
+		sel->highest = modseq_highest(sel->ms);
+	}
+	sel_unlock(sel, locked);
+	if (newms != 0)
+		for (size_t i = 0; i < sel->n; i++)
+			if (seen[i])
+				sel->view[i].modseq = newms;
+}
+
 void imapd_cmd_fetch(struct imapd *s, const struct imap_command *cmd)
 {
 	struct imapd_selected *sel = s->sel;
 	struct imap_fetch *f;
 	struct imap_string body;
-	unsigned char *mask = NULL;
+	unsigned char *mask = NULL, *seen = NULL;
 	const char *perr = NULL;
-	int gone = 0, failed = 0;
+	int gone = 0, failed = 0, changed = 0, vanished = 0;
+	uint64_t since = 0;
 	long count;
 
-	if (cmd->count != 2) {
+	if (cmd->count != 2 && cmd->count != 3) {
 		imapd_tagged(s, cmd->tag, "BAD FETCH needs a message set and items.");
 		return;
+	}
+	if (cmd->count == 3) {
+		/* (CHANGEDSINCE n [VANISHED]) - RFC 7162 §3.1.4, §3.2.6 */
+		const struct imap_arg *a = &cmd->args[2];
+		if (a->type != IMAP_ARG_LIST) {
+			imapd_tagged(s, cmd->tag, "BAD Invalid FETCH modifiers.");
+			return;
+		}
+		for (size_t i = 0; i < a->count; i++) {
+			char *end;
+			if (imap_arg_atom_equals(&a->list[i], "VANISHED")) {
+				vanished = 1;
+			} else if (imap_arg_atom_equals(&a->list[i], "CHANGEDSINCE") &&
+				   i + 1 < a->count && a->list[i + 1].type == IMAP_ARG_ATOM &&
+				   a->list[i + 1].str[0] >= '0' && a->list[i + 1].str[0] <= '9') {
+				errno = 0;
+				since = strtoull(a->list[++i].str, &end, 10);
+				if (errno != 0 || *end != '\0' || since > INT64_MAX) {
+					imapd_tagged(s, cmd->tag, "BAD Invalid CHANGEDSINCE value.");
+					return;
+				}
+				changed = 1;
+			} else {
+				imapd_tagged(s, cmd->tag, "BAD Invalid FETCH modifiers.");
+				return;
+			}
+		}
+		if (vanished && (!cmd->uid || !qresync(s) || !changed)) {
+			imapd_tagged(s, cmd->tag, "BAD VANISHED needs UID FETCH, QRESYNC and "
+				     "CHANGEDSINCE.");
+			return;
+		}
 	}
 	f = imap_fetch_parse(&cmd->args[1], &perr);
 	if (f == NULL) {
@@ -1026,16 +1446,30 @@ void imapd_cmd_fetch(struct imapd *s, const struct imap_command *cmd)
 			imapd_tagged(s, cmd->tag, "BAD BINARY is not supported.");
 			return;
 		}
-	if (f->items & IMAP_FETCH_MODSEQ) {
-		imap_fetch_free(f);
-		imapd_tagged(s, cmd->tag, "BAD MODSEQ needs CONDSTORE, which is not offered.");
-		return;
-	}
+	if (changed)
+		f->items |= IMAP_FETCH_MODSEQ;
+	if (f->items & IMAP_FETCH_MODSEQ)
+		s->enabled |= IMAPD_EN_CONDSTORE;
 	count = resolve_set(s, cmd->tag, &cmd->args[0], cmd->uid, &mask);
 	if (count < 0) {
 		imap_fetch_free(f);
 		return;
 	}
+	if (vanished) {
+		struct imap_seqset set = { 0 };
+		if (imap_seqset_parse(cmd->args[0].str, 100000, 0, &set) == 0)
+			report_vanished_earlier(s, since, &set);
+		imap_seqset_free(&set);
+	}
+	seen = calloc(sel->n ? sel->n : 1, 1);
+	if (seen == NULL) {
+		free(mask);
+		imap_fetch_free(f);
+		imapd_tagged(s, cmd->tag, "NO [SERVERBUG] Out of memory.");
+		return;
+	}
+	if (f->sets_seen && !sel->readonly)
+		fetch_set_seen(s, mask, seen);
 	imap_string_init(&body, 0);
 	for (size_t i = 0; i < sel->n; i++) {
 		int r;
@@ -1045,7 +1479,9 @@ void imapd_cmd_fetch(struct imapd *s, const struct imap_command *cmd)
 			gone = 1;
 			continue;
 		}
-		r = fetch_one(s, i, f, cmd->uid, &body);
+		if (changed && sel->view[i].modseq <= since)
+			continue;
+		r = fetch_one(s, i, f, cmd->uid, seen[i], &body);
 		if (r == -1) {
 			/* the file vanished under us: expunged by someone else */
 			sel->view[i].flags |= MSG_GONE;
@@ -1061,6 +1497,7 @@ void imapd_cmd_fetch(struct imapd *s, const struct imap_command *cmd)
 	}
 	imap_string_free(&body);
 	free(mask);
+	free(seen);
 	imap_fetch_free(f);
 	imapd_select_sync(s, cmd->uid);
 	if (failed)
@@ -1143,6 +1580,15 @@ static void search_needs(const struct imap_search_key *k, int *file, int *size)
 	}
 }
 
+/* 1 when the search uses the MODSEQ key (the result then carries MODSEQ). */
+static int search_uses_modseq(const struct imap_search_key *k)
+{
+	for (; k != NULL; k = k->next)
+		if (k->op == IMAP_SK_MODSEQ || (k->child != NULL && search_uses_modseq(k->child)))
+			return 1;
+	return 0;
+}
+
 enum { ESR_MIN = 1, ESR_MAX = 2, ESR_COUNT = 4, ESR_ALL = 8 };
 
 void imapd_cmd_search(struct imapd *s, const struct imap_command *cmd)
@@ -1153,7 +1599,8 @@ void imapd_cmd_search(struct imapd *s, const struct imap_command *cmd)
 	struct imap_search *q;
 	const char *perr = NULL;
 	uint32_t *found;
-	int badcharset = 0, esearch = 0, ret = 0, need_file = 0, need_size = 0;
+	int badcharset = 0, esearch = 0, ret = 0, need_file = 0, need_size = 0, use_modseq = 0;
+	uint64_t max_modseq = 0;
 	struct imap_string *o = &s->out;
 	time_t now = time(NULL);
 
@@ -1197,6 +1644,9 @@ void imapd_cmd_search(struct imapd *s, const struct imap_command *cmd)
 		return;
 	}
 	search_needs(q->root, &need_file, &need_size);
+	use_modseq = search_uses_modseq(q->root);
+	if (use_modseq)
+		s->enabled |= IMAPD_EN_CONDSTORE;
 	found = malloc((sel->n ? sel->n : 1) * sizeof(*found));
 	if (found == NULL) {
 		imap_search_free(q);
@@ -1210,7 +1660,7 @@ void imapd_cmd_search(struct imapd *s, const struct imap_command *cmd)
 			.ctx = &c, .seq = (uint32_t)(i + 1), .uid = m->uid,
 			.max_seq = (uint32_t)sel->n, .max_uid = sel->view[sel->n - 1].uid,
 			.now = now, .has_keyword = search_has_keyword, .header = search_header,
-			.contains = search_contains,
+			.contains = search_contains, .modseq = m->modseq,
 		};
 		if (m->flags & MSG_GONE)
 			continue;
@@ -1226,8 +1676,11 @@ void imapd_cmd_search(struct imapd *s, const struct imap_command *cmd)
 		}
 		if (need_size)
 			sm.size = msg_vsize(s, m->uid, &c.fm);
-		if (imap_search_match(q, &sm))
+		if (imap_search_match(q, &sm)) {
 			found[nfound++] = cmd->uid ? m->uid : (uint32_t)(i + 1);
+			if (m->modseq > max_modseq)
+				max_modseq = m->modseq;
+		}
 		fetch_msg_close(&c.fm);
 	}
 	imap_search_free(q);
@@ -1236,6 +1689,8 @@ void imapd_cmd_search(struct imapd *s, const struct imap_command *cmd)
 		imap_string_adds(o, "SEARCH");
 		for (size_t i = 0; i < nfound; i++)
 			imap_string_addf(o, " %u", found[i]);
+		if (use_modseq && nfound > 0)
+			imap_string_addf(o, " (MODSEQ %llu)", (unsigned long long)max_modseq);
 	} else {
 		imap_string_addf(o, "ESEARCH (TAG ");
 		imap_string_add_quoted(o, cmd->tag, strlen(cmd->tag));
@@ -1252,6 +1707,8 @@ void imapd_cmd_search(struct imapd *s, const struct imap_command *cmd)
 			imap_string_adds(o, " ALL ");
 			add_uid_ranges(o, found, nfound);
 		}
+		if (use_modseq && nfound > 0)
+			imap_string_addf(o, " MODSEQ %llu", (unsigned long long)max_modseq);
 	}
 	free(found);
 	if (o->failed) {

@@ -69,7 +69,8 @@ const char *imapd_capability(const struct imapd *s)
 	} else {
 		n += (size_t)snprintf(buf + n, sizeof(buf) - n,
 				      " NAMESPACE UNSELECT UIDPLUS MOVE CHILDREN SPECIAL-USE"
-				      " LIST-EXTENDED LIST-STATUS ESEARCH APPENDLIMIT=%lld",
+				      " LIST-EXTENDED LIST-STATUS ESEARCH CONDSTORE QRESYNC"
+				      " APPENDLIMIT=%lld",
 				      s->cfg->imap.max_literal);
 		if (!conn_is_deflate(s->conn))
 			n += (size_t)snprintf(buf + n, sizeof(buf) - n, " COMPRESS=DEFLATE");
@@ -532,8 +533,20 @@ static void cmd_enable(struct imapd *s, const struct imap_command *cmd)
 			imapd_tagged(s, cmd->tag, "BAD Invalid ENABLE arguments.");
 			return;
 		}
-		(void)bit;
-		/* nothing is enabled until CONDSTORE/QRESYNC/UTF8=ACCEPT exist */
+		if (imap_arg_atom_equals(a, "CONDSTORE"))
+			bit = IMAPD_EN_CONDSTORE;
+		else if (imap_arg_atom_equals(a, "QRESYNC"))
+			bit = IMAPD_EN_QRESYNC;
+		/* RFC 5161: unknown names are ignored; list only what this command enabled */
+		if (bit == 0 || (s->enabled & bit))
+			continue;
+		s->enabled |= bit;
+		imap_string_addf(o, " %s", bit == IMAPD_EN_QRESYNC ? "QRESYNC" : "CONDSTORE");
+	}
+	/* QRESYNC implies CONDSTORE (RFC 7162 §3.2.3) */
+	if ((s->enabled & IMAPD_EN_QRESYNC) && !(s->enabled & IMAPD_EN_CONDSTORE)) {
+		s->enabled |= IMAPD_EN_CONDSTORE;
+		imap_string_adds(o, " CONDSTORE");
 	}
 	imapd_untagged(s, "ENABLED%s", o->len ? o->buf : "");
 	imapd_tagged(s, cmd->tag, "OK Enabled.");

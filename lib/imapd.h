@@ -24,6 +24,7 @@
 
 #include "config.h"
 #include "imap-parser.h"
+#include "imap-seqset.h"
 #include "imap-string.h"
 
 struct auth;
@@ -36,7 +37,13 @@ struct maildir_folder;
 
 enum imapd_state { IMAPD_NOT_AUTH, IMAPD_AUTH, IMAPD_SELECTED, IMAPD_LOGOUT };
 
-/* ENABLEd extensions (RFC 5161). */
+/*
+ * ENABLEd extensions (RFC 5161).  CONDSTORE is also switched on by the
+ * commands RFC 7162 §3.1 calls "CONDSTORE enabling" (SELECT (CONDSTORE),
+ * FETCH MODSEQ/CHANGEDSINCE, STORE UNCHANGEDSINCE, SEARCH MODSEQ, STATUS
+ * HIGHESTMODSEQ); QRESYNC implies CONDSTORE.  Once on, every untagged
+ * FETCH carries MODSEQ; with QRESYNC expunges are reported as VANISHED.
+ */
 enum { IMAPD_EN_CONDSTORE = 1 << 0, IMAPD_EN_QRESYNC = 1 << 1, IMAPD_EN_UTF8 = 1 << 2 };
 
 /* What mail-serve-imap passes in. */
@@ -132,12 +139,29 @@ imapd_cmd_fn imapd_cmd_fetch, imapd_cmd_store, imapd_cmd_copy, imapd_cmd_move,
 	imapd_cmd_expunge, imapd_cmd_search, imapd_cmd_close, imapd_cmd_unselect,
 	imapd_cmd_check;
 
+/* SELECT/EXAMINE parameters (RFC 7162 §3.1.8, §3.2.5). */
+struct imapd_select_params {
+	int condstore;			/* (CONDSTORE) */
+	int qresync;			/* (QRESYNC (uidvalidity modseq [known-uids ...])) */
+	uint32_t uidvalidity;
+	uint64_t modseq;
+	int has_known;
+	struct imap_seqset known;	/* known-uids; owned by the caller */
+};
+
 /*
  * Opens DIR as the selected mailbox (read-only for EXAMINE) and writes the
- * untagged SELECT responses.  0, or -1 after answering NO.
+ * untagged SELECT responses, HIGHESTMODSEQ included, and with QRESYNC the
+ * VANISHED (EARLIER) and FETCH responses for what changed since the
+ * client's modseq.  P may be NULL.  0, or -1 after answering NO.
+ *
+ * Modseqs come from the folder's store (modseq.h), shared with every other
+ * process: each sync of the selected mailbox takes its lock, rescans the
+ * folder and records what changed, so changes by dovecot or mail-pull get
+ * modseqs too.
  */
 int imapd_select_open(struct imapd *s, const char *tag, const char *name, const char *dir,
-		      int readonly);
+		      int readonly, const struct imapd_select_params *p);
 void imapd_select_close(struct imapd *s, int expunge);
 
 /*
@@ -147,6 +171,15 @@ void imapd_select_close(struct imapd *s, int expunge);
  * sequence number, RFC 3501 §7.4.1).  Called before each tagged OK.
  */
 void imapd_select_sync(struct imapd *s, int allow_expunge);
+
+/* HIGHESTMODSEQ of the selected mailbox as last synced. */
+uint64_t imapd_select_highestmodseq(struct imapd *s);
+
+/*
+ * HIGHESTMODSEQ of the folder at DIR (STATUS): syncs its modseq store with
+ * the folder F (already synced by the caller).  0 on error (logged).
+ */
+uint64_t imapd_folder_highestmodseq(const char *dir, struct maildir_folder *f);
 
 /* Storage name of the selected mailbox. */
 const char *imapd_select_name(struct imapd *s);
