@@ -25,7 +25,7 @@ struct txn {
 	long long off, size;
 	enum stage stage;
 	int rcpt_idx;			/* index of the last RCPT TO sent, -1 */
-	char reply[QUEUE_MAX_ERROR + 1];	/* last reply line from the provider */
+	char reply[QUEUE_MAX_ERROR + 1];	/* first 4xx/5xx reply line from the provider */
 	int caps_seen, caps_utf8;
 	long long caps_size;
 };
@@ -85,7 +85,9 @@ static int debug_cb(CURL *h, curl_infotype type, char *data, size_t size, void *
 		size_t n = size < QUEUE_MAX_ERROR ? size : QUEUE_MAX_ERROR;
 		memcpy(line, data, n);
 		line[n] = '\0';
-		queue_set_error(t->reply, line);
+		/* the first refusal is the answer; libcurl's QUIT "221" comes after it */
+		if (t->reply[0] == '\0' && (line[0] == '4' || line[0] == '5'))
+			queue_set_error(t->reply, line);
 		if (t->stage == ST_EHLO && n > 4 && strncmp(line, "250", 3) == 0) {
 			const char *kw = line + 4;
 			t->caps_seen = 1;

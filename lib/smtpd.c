@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
 #include <sysexits.h>
 #include <time.h>
 #include <unistd.h>
@@ -740,6 +741,18 @@ static int session_loop(struct smtpd *s)
 	return 0;
 }
 
+/* 1 if the client already sent bytes (an EOF does not count). */
+static int pregreet(struct smtpd *s, int fd)
+{
+	char c;
+
+	if (conn_pending(s->conn) > 0)
+		return 1;
+	if (conn_is_tls(s->conn))
+		return 0;	/* it completed a handshake: a real client; bytes are encrypted */
+	return recv(fd, &c, 1, MSG_PEEK | MSG_DONTWAIT) == 1;
+}
+
 int smtpd_session(const struct smtpd_opts *o, int fd_in, int fd_out, const char *peer)
 {
 	struct smtpd *s = calloc(1, sizeof(*s));
@@ -769,7 +782,7 @@ int smtpd_session(const struct smtpd_opts *o, int fd_in, int fd_out, const char 
 		goto out;
 	}
 	/* a client that talks before our greeting is not a mail client (pregreet) */
-	if (conn_pending(s->conn) > 0 || conn_wait(s->conn, -1, 0) == 1) {
+	if (pregreet(s, fd_in)) {
 		log_info("pregreet", "peer=%s", s->peer);
 		reply(s, "554 5.5.0 %s Error: SMTP protocol synchronization", s->host);
 		conn_flush(s->conn);

@@ -1,0 +1,135 @@
+#!/usr/bin/python3
+"""An SMTP sink standing in for the mail provider in tests (aiosmtpd).
+
+    smtp-sink.py --port P --dir DIR --cert C --key K [--mode starttls|smtps]
+                 [--user U --password-file F] [--smtputf8]
+
+Requires TLS (STARTTLS or implicit) and, with --user, AUTH before MAIL.
+Each accepted message is written to DIR/msg-<n>.json with its envelope and
+DIR/msg-<n>.eml with its content; DIR/log gets one line per event.
+
+Replies can be injected by writing DIR/rules, one rule a line, read on
+every command:
+    RCPT <address> <code> <text>     refuse that recipient
+    MAIL <code> <text>               refuse every MAIL FROM
+    DATA <code> <text>               refuse every message after its data
+"""
+import argparse
+import asyncio
+import json
+import os
+import signal
+import ssl
+import threading
+
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import AuthResult, LoginPassword
+
+ap = argparse.ArgumentParser()
+ap.add_argument("--port", type=int, required=True)
+ap.add_argument("--dir", required=True)
+ap.add_argument("--cert", required=True)
+ap.add_argument("--key", required=True)
+ap.add_argument("--mode", default="starttls", choices=["starttls", "smtps"])
+ap.add_argument("--user")
+ap.add_argument("--password-file")
+ap.add_argument("--smtputf8", action="store_true")
+args = ap.parse_args()
+
+password = None
+if args.password_file:
+    with open(args.password_file) as f:
+        password = f.read().rstrip("\r\n")
+
+
+def log(line):
+    with open(os.path.join(args.dir, "log"), "a") as f:
+        f.write(line + "\n")
+
+
+def rules():
+    out = []
+    try:
+        with open(os.path.join(args.dir, "rules")) as f:
+            for line in f:
+                parts = line.strip().split(None, 1)
+                if len(parts) == 2:
+                    out.append((parts[0].upper(), parts[1]))
+    except FileNotFoundError:
+        pass
+    return out
+
+
+class Handler:
+    count = 0
+
+    async def handle_MAIL(self, server, session, envelope, address, mail_options):
+        for verb, rest in rules():
+            if verb == "MAIL":
+                log("MAIL refused " + address)
+                return rest
+        envelope.mail_from = address
+        envelope.mail_options.extend(mail_options)
+        return "250 OK"
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        for verb, rest in rules():
+            if verb == "RCPT":
+                addr, reply = rest.split(None, 1)
+                if addr.lower() == address.lower():
+                    log("RCPT refused " + address)
+                    return reply
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server, session, envelope):
+        for verb, rest in rules():
+            if verb == "DATA":
+                log("DATA refused")
+                return rest
+        Handler.count += 1
+        n = Handler.count
+        base = os.path.join(args.dir, "msg-%d" % n)
+        with open(base + ".eml", "wb") as f:
+            f.write(envelope.original_content)
+        with open(base + ".json", "w") as f:
+            json.dump({"from": envelope.mail_from, "to": envelope.rcpt_tos,
+                       "auth": session.authenticated and str(session.login_data or ""),
+                       "tls": session.ssl is not None,
+                       "size": len(envelope.original_content)}, f)
+        log("DATA accepted %d from=%s to=%s" % (n, envelope.mail_from,
+                                                ",".join(envelope.rcpt_tos)))
+        return "250 2.0.0 Ok: queued as sink-%d" % n
+
+
+def authenticator(server, session, envelope, mechanism, auth_data):
+    ok = (isinstance(auth_data, LoginPassword) and args.user is not None and
+          auth_data.login.decode() == args.user and
+          auth_data.password.decode() == password)
+    log("AUTH %s %s" % (mechanism, "ok" if ok else "failed"))
+    if ok:
+        return AuthResult(success=True)
+    # handled=False: aiosmtpd answers 535 itself (True would leave the client hanging)
+    return AuthResult(success=False, handled=False)
+
+
+ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+ctx.load_cert_chain(args.cert, args.key)
+
+kw = dict(hostname="127.0.0.1", port=args.port, enable_SMTPUTF8=args.smtputf8,
+          ident="mailkeep-test-sink")
+if args.user:
+    kw.update(authenticator=authenticator, auth_required=True, auth_require_tls=True)
+if args.mode == "smtps":
+    kw.update(ssl_context=ctx)
+else:
+    kw.update(tls_context=ctx, require_starttls=True)
+
+controller = Controller(Handler(), **kw)
+controller.start()
+log("started port=%d mode=%s" % (args.port, args.mode))
+done = threading.Event()
+signal.signal(signal.SIGTERM, lambda *a: done.set())
+signal.signal(signal.SIGINT, lambda *a: done.set())
+done.wait()
+controller.stop()
