@@ -1,0 +1,466 @@
+/*
+ * sync.h: one account — lock, login, folder list and mapping, creation of
+ * missing folders on both sides, then sync_folder() for each pair.
+ */
+#include "sync.h"
+
+#include "folders.h"
+#include "fsutil.h"
+#include "imap-client.h"
+#include "log.h"
+#include "mailbox-name.h"
+#include "maildir.h"
+#include "sync-folder.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <sysexits.h>
+#include <unistd.h>
+
+int sync_local_root(const struct config *cfg, const struct config_account *a,
+		    char *out, size_t outlen, char *err, size_t errlen)
+{
+	if (cfg->mail_dir == NULL) {
+		snprintf(err, errlen, "%s: mail_dir is not set", cfg->path ? cfg->path : "config");
+		return EX_CONFIG;
+	}
+	if (a->username == NULL || strchr(a->username, '/') != NULL ||
+	    a->username[0] == '.' || strchr(a->name, '/') != NULL || a->name[0] == '.') {
+		snprintf(err, errlen, "[account %s]: account name and username must be valid "
+			 "directory names", a->name);
+		return EX_CONFIG;
+	}
+	if ((size_t)snprintf(out, outlen, "%s/%s/%s/mail", cfg->mail_dir, a->name,
+			     a->username) >= outlen) {
+		snprintf(err, errlen, "[account %s]: mail path too long", a->name);
+		return EX_CONFIG;
+	}
+	return 0;
+}
+
+static int mkdirs(const char *path, char *err, size_t errlen)
+{
+	char buf[PATH_MAX];
+	size_t i;
+
+	if (strlen(path) >= sizeof(buf)) {
+		snprintf(err, errlen, "%s: path too long", path);
+		return EX_CANTCREAT;
+	}
+	strcpy(buf, path);
+	for (i = 1; buf[i]; i++) {
+		if (buf[i] != '/')
+			continue;
+		buf[i] = '\0';
+		if (fsutil_mkdir(buf, 0700, err, errlen) != 0)
+			return EX_CANTCREAT;
+		buf[i] = '/';
+	}
+	return fsutil_mkdir(buf, 0700, err, errlen) != 0 ? EX_CANTCREAT : 0;
+}
+
+/* ---- folder list ---- */
+
+struct rlist {
+	struct sync_rfolder *v;
+	size_t n, cap;
+};
+
+static void rlist_free(struct rlist *l)
+{
+	size_t i;
+
+	for (i = 0; i < l->n; i++) {
+		free(l->v[i].name);
+		free(l->v[i].local);
+	}
+	free(l->v);
+	memset(l, 0, sizeof(*l));
+}
+
+static struct sync_rfolder *rlist_find(struct rlist *l, const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < l->n; i++)
+		if (strcmp(l->v[i].name, name) == 0 ||
+		    (strcasecmp(name, "INBOX") == 0 && strcasecmp(l->v[i].name, "INBOX") == 0))
+			return &l->v[i];
+	return NULL;
+}
+
+static struct sync_rfolder *rlist_add(struct rlist *l, const char *name)
+{
+	struct sync_rfolder *f;
+
+	if (l->n == l->cap) {
+		size_t cap = l->cap ? l->cap * 2 : 32;
+		struct sync_rfolder *n = realloc(l->v, cap * sizeof(*n));
+
+		if (n == NULL)
+			return NULL;
+		l->v = n;
+		l->cap = cap;
+	}
+	f = &l->v[l->n];
+	memset(f, 0, sizeof(*f));
+	f->special = -1;
+	if ((f->name = strdup(name)) == NULL)
+		return NULL;
+	l->n++;
+	return f;
+}
+
+static int list_cb(const struct imap_resp *r, void *ctx)
+{
+	struct rlist *l = ctx;
+	char name[1024];
+	struct sync_rfolder *f;
+	size_t i;
+
+	if (r->name == NULL || r->ntoks < 2)
+		return 0;
+	if (strcmp(r->name, "LIST") == 0 && r->ntoks >= 3) {
+		const struct imap_tok *t = r->toks;
+		size_t ni = t[0].end, si;
+
+		if (t[0].type != IMAP_TOK_LIST || ni >= r->ntoks)
+			return 0;
+		si = ni;
+		ni = t[si].end;
+		if (ni >= r->ntoks || imap_tok_str(&t[ni], name, sizeof(name)) < 0)
+			return 0;
+		f = rlist_find(l, name);
+		if (f == NULL && (f = rlist_add(l, name)) == NULL)
+			return -1;
+		if (t[si].type == IMAP_TOK_STRING && t[si].len == 1)
+			f->sep = t[si].s[0];
+		for (i = 1; i < t[0].end; i = t[i].end) {
+			char a[64];
+
+			if (imap_tok_str(&t[i], a, sizeof(a)) < 0)
+				continue;
+			if (strcasecmp(a, "\\Noselect") == 0 || strcasecmp(a, "\\NonExistent") == 0)
+				f->noselect = 1;
+			else if (special_use_from_flag(a) >= 0)
+				f->special = special_use_from_flag(a);
+		}
+	} else if (strcmp(r->name, "STATUS") == 0) {
+		const struct imap_tok *t = r->toks;
+		size_t li = t[0].end;
+		long v;
+		unsigned long long x;
+
+		if (imap_tok_str(&t[0], name, sizeof(name)) < 0 || li >= r->ntoks ||
+		    t[li].type != IMAP_TOK_LIST)
+			return 0;
+		f = rlist_find(l, name);
+		if (f == NULL)
+			return 0;
+		f->have_status = 1;
+		if ((v = imap_tok_list_get(t, li, "UIDVALIDITY")) >= 0)
+			imap_tok_u32(&t[v], &f->uidvalidity);
+		if ((v = imap_tok_list_get(t, li, "UIDNEXT")) >= 0)
+			imap_tok_u32(&t[v], &f->uidnext);
+		if ((v = imap_tok_list_get(t, li, "MESSAGES")) >= 0)
+			imap_tok_u32(&t[v], &f->messages);
+		if ((v = imap_tok_list_get(t, li, "HIGHESTMODSEQ")) >= 0 &&
+		    imap_tok_u64(&t[v], &x) == 0)
+			f->highestmodseq = x;
+	}
+	return 0;
+}
+
+static int list_remote(struct imap_client *cl, int with_status, struct rlist *l,
+		       char *err, size_t errlen)
+{
+	unsigned caps = imap_client_caps(cl);
+	const char *cmd;
+
+	if (with_status && (caps & IMAP_CAP_LIST_STATUS) && (caps & IMAP_CAP_CONDSTORE))
+		cmd = "LIST \"\" \"*\" RETURN (SPECIAL-USE STATUS (UIDVALIDITY UIDNEXT MESSAGES "
+			"HIGHESTMODSEQ))";
+	else if ((caps & IMAP_CAP_LIST_EXTENDED) && (caps & IMAP_CAP_SPECIAL_USE))
+		cmd = "LIST \"\" \"*\" RETURN (SPECIAL-USE)";
+	else
+		cmd = "LIST \"\" \"*\"";
+	return imap_client_cmd(cl, cmd, list_cb, l, NULL, err, errlen);
+}
+
+static int connect_login(const struct config_account *a, int debug, struct imap_client **out,
+			 char *err, size_t errlen)
+{
+	struct imap_client_opts o = {
+		.host = a->host, .port = a->port, .ca_file = a->ca_file,
+		.timeout = a->timeout, .debug = debug,
+		.tls = a->tls == CONFIG_TLS_STARTTLS ? IMAP_TLS_STARTTLS : IMAP_TLS_IMAPS,
+	};
+	char *pw = NULL, e2[512];
+	int rc;
+
+	*out = NULL;
+	if (a->password_file == NULL) {
+		snprintf(err, errlen, "[account %s]: password_file is not set", a->name);
+		return EX_CONFIG;
+	}
+	rc = config_read_secret(a->password_file, &pw, e2, sizeof(e2));
+	if (rc != 0) {
+		snprintf(err, errlen, "[account %s]: %s", a->name, e2);
+		return rc == EX_NOINPUT ? EX_CONFIG : rc;
+	}
+	rc = imap_client_connect(&o, out, e2, sizeof(e2));
+	if (rc != 0) {
+		secret_free(pw);
+		snprintf(err, errlen, "[account %s]: %s", a->name, e2);
+		return rc;
+	}
+	rc = imap_client_login(*out, a->username, pw, e2, sizeof(e2));
+	secret_free(pw);
+	if (rc != 0) {
+		snprintf(err, errlen, "[account %s]: login as %s refused: %s", a->name,
+			 a->username, e2);
+		imap_client_free(*out);
+		*out = NULL;
+		return rc;
+	}
+	return 0;
+}
+
+static const char *why_name(const struct sync_rfolder *f)
+{
+	if (f->local == NULL)
+		return "skipped";
+	switch (f->special_by) {
+	case 1: return "config";
+	case 2: return "special-use";
+	case 3: return "common-name";
+	default: return "name";
+	}
+}
+
+int sync_print_remote(const struct config *cfg, const struct config_account *a, FILE *out,
+		      int debug, char *err, size_t errlen)
+{
+	struct imap_client *cl;
+	struct rlist l = { 0 };
+	size_t i;
+	int rc;
+
+	(void)cfg;
+	if ((rc = connect_login(a, debug, &cl, err, errlen)) != 0)
+		return rc;
+	rc = list_remote(cl, 0, &l, err, errlen);
+	if (rc == 0) {
+		sync_map_folders(a, l.v, l.n);
+		for (i = 0; i < l.n; i++) {
+			char u8[2048], lu[2048];
+			const struct sync_rfolder *f = &l.v[i];
+
+			if (mutf7_to_utf8(f->name, u8, sizeof(u8)) != 0)
+				snprintf(u8, sizeof(u8), "%s", f->name);
+			if (f->local == NULL || mutf7_to_utf8(f->local, lu, sizeof(lu)) != 0)
+				snprintf(lu, sizeof(lu), "%s", f->local ? f->local : "-");
+			fprintf(out, "%s\t%s%s\t%s\t%s\n", u8,
+				f->noselect ? "\\Noselect " : "",
+				f->special >= 0 ? special_use_flag[f->special] :
+				(f->noselect ? "" : "-"), lu, why_name(f));
+		}
+	}
+	rlist_free(&l);
+	imap_client_free(cl);
+	return rc;
+}
+
+/* The provider name for a local-only folder: '/' becomes the separator. */
+static int remote_from_local(const char *local, char sep, char *out, size_t outlen)
+{
+	size_t i, n = strlen(local);
+
+	if (n + 1 > outlen)
+		return -1;
+	for (i = 0; i < n; i++) {
+		if (sep != '/' && local[i] == sep)
+			return -1;
+		out[i] = local[i] == '/' ? (sep ? sep : '/') : local[i];
+	}
+	out[n] = '\0';
+	return 0;
+}
+
+static int ensure_local(const char *root, const char *name, char *err, size_t errlen)
+{
+	char dir[PATH_MAX], cur[PATH_MAX + 8];
+	struct stat sb;
+	int rc;
+
+	if (mailbox_name_is_inbox(name))
+		return maildir_folder_init(root, err, errlen);
+	if ((rc = folder_dir(root, name, dir, sizeof(dir), err, errlen)) != 0)
+		return rc;
+	snprintf(cur, sizeof(cur), "%s/cur", dir);
+	if (stat(cur, &sb) == 0)
+		return 0;
+	rc = folder_create(root, name, err, errlen);
+	if (rc == 0 || stat(cur, &sb) == 0)
+		return 0;
+	if ((rc = mkdirs(dir, err, errlen)) != 0)
+		return rc;
+	return maildir_folder_init(dir, err, errlen);
+}
+
+int sync_account(const struct config *cfg, const struct config_account *a,
+		 const struct sync_opts *o, struct sync_stats *st, char *err, size_t errlen)
+{
+	struct sync_run run = { .cfg = cfg, .a = a, .o = o, .st = st };
+	struct rlist l = { 0 };
+	struct folder_list fl = { 0 };
+	char lockpath[PATH_MAX + 8], e2[512];
+	char sep = '/';
+	int lockfd = -1, rc, worst = 0;
+	size_t i;
+
+	if ((rc = sync_local_root(cfg, a, run.root, sizeof(run.root), err, errlen)) != 0)
+		return rc;
+	if (cfg->state_dir == NULL) {
+		snprintf(err, errlen, "%s: state_dir is not set", cfg->path ? cfg->path : "config");
+		return EX_CONFIG;
+	}
+	snprintf(run.statedir, sizeof(run.statedir), "%s/pull/%s", cfg->state_dir, a->name);
+	if ((rc = mkdirs(run.statedir, err, errlen)) != 0)
+		return rc;
+	snprintf(lockpath, sizeof(lockpath), "%s/.lock", run.statedir);
+	lockfd = open(lockpath, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (lockfd < 0) {
+		snprintf(err, errlen, "%s: %s", lockpath, strerror(errno));
+		return EX_CANTCREAT;
+	}
+	if (flock(lockfd, LOCK_EX | LOCK_NB) != 0) {
+		snprintf(err, errlen, "[account %s]: another mail-pull run holds %s", a->name,
+			 lockpath);
+		close(lockfd);
+		return EX_TEMPFAIL;
+	}
+	if (!o->dry_run) {
+		if ((rc = mkdirs(run.root, err, errlen)) != 0 ||
+		    (rc = maildir_folder_init(run.root, err, errlen)) != 0)
+			goto out;
+	}
+	if ((rc = connect_login(a, o->debug, &run.cl, err, errlen)) != 0)
+		goto out;
+	run.caps = imap_client_caps(run.cl);
+	if ((run.caps & IMAP_CAP_QRESYNC) && (run.caps & IMAP_CAP_ENABLE)) {
+		if (imap_client_cmd(run.cl, "ENABLE QRESYNC", NULL, NULL, NULL, e2, sizeof(e2)) != 0)
+			run.caps &= ~(unsigned)IMAP_CAP_QRESYNC;
+	} else {
+		run.caps &= ~(unsigned)IMAP_CAP_QRESYNC;
+	}
+	if ((rc = list_remote(run.cl, 1, &l, err, errlen)) != 0)
+		goto out;
+	for (i = 0; i < l.n; i++)
+		if (l.v[i].sep != 0) {
+			sep = l.v[i].sep;
+			break;
+		}
+	sync_map_folders(a, l.v, l.n);
+
+	/* Create Both: local folders the provider lacks */
+	if (folders_list(run.root, &fl, e2, sizeof(e2)) == 0) {
+		for (i = 0; i < fl.n; i++) {
+			char rname[1024], q[2100], cmd[2200];
+			struct sync_rfolder *f;
+			size_t k;
+
+			if (!fl.v[i].selectable || mailbox_name_is_inbox(fl.v[i].name))
+				continue;
+			for (k = 0; k < l.n; k++)
+				if (l.v[k].local != NULL && strcmp(l.v[k].local, fl.v[i].name) == 0)
+					break;
+			if (k < l.n)
+				continue;
+			if (remote_from_local(fl.v[i].name, sep, rname, sizeof(rname)) < 0 ||
+			    imap_quote_astring(rname, q, sizeof(q)) < 0) {
+				log_warn("folder_skip", "account=%s folder=%s reason=%s", a->name,
+					 log_q(fl.v[i].name), "not-a-provider-name");
+				continue;
+			}
+			if (rlist_find(&l, rname) != NULL)
+				continue;	/* exists there but is not synced */
+			log_info("folder_create", "account=%s side=provider folder=%s", a->name,
+				 log_q(rname));
+			if (!o->dry_run) {
+				snprintf(cmd, sizeof(cmd), "CREATE %s", q);
+				rc = imap_client_cmd(run.cl, cmd, NULL, NULL, NULL, e2, sizeof(e2));
+				if (rc == EX_UNAVAILABLE || rc == EX_PROTOCOL) {
+					snprintf(err, errlen, "[account %s]: %s", a->name, e2);
+					goto out;
+				}
+				if (rc != 0) {
+					log_warn("folder_create_failed", "account=%s folder=%s "
+						 "error=%s", a->name, log_q(rname), log_q(e2));
+					worst = EX_TEMPFAIL;
+					continue;
+				}
+			}
+			st->folders_created++;
+			if ((f = rlist_add(&l, rname)) == NULL ||
+			    (f->local = strdup(fl.v[i].name)) == NULL) {
+				snprintf(err, errlen, "out of memory");
+				rc = EX_OSERR;
+				goto out;
+			}
+			f->sep = sep;
+		}
+		folders_list_free(&fl);
+	}
+
+	for (i = 0; i < l.n; i++) {
+		const struct sync_rfolder *f = &l.v[i];
+
+		if (o->stop != NULL && *o->stop)
+			break;
+		if (f->local == NULL)
+			continue;
+		if (!o->dry_run) {
+			char dir[PATH_MAX];
+
+			if (!mailbox_name_is_inbox(f->local) &&
+			    (folder_dir(run.root, f->local, dir, sizeof(dir), e2, sizeof(e2)) != 0 ||
+			     access(dir, F_OK) != 0))
+				st->folders_created++;
+			if ((rc = ensure_local(run.root, f->local, e2, sizeof(e2))) != 0) {
+				log_warn("folder_create_failed", "account=%s folder=%s error=%s",
+					 a->name, log_q(f->local), log_q(e2));
+				worst = EX_TEMPFAIL;
+				continue;
+			}
+		}
+		rc = sync_folder(&run, f, e2, sizeof(e2));
+		if (rc == EX_UNAVAILABLE || rc == EX_PROTOCOL) {
+			snprintf(err, errlen, "[account %s] folder %s: %s", a->name, f->name, e2);
+			goto out;
+		}
+		if (rc != 0) {
+			log_warn("folder_failed", "account=%s folder=%s error=%s", a->name,
+				 log_q(f->name), log_q(e2));
+			if (worst == 0) {
+				worst = EX_TEMPFAIL;
+				snprintf(err, errlen, "[account %s] folder %s: %s", a->name,
+					 f->name, e2);
+			}
+		}
+	}
+	rc = (o->stop != NULL && *o->stop) ? EX_TEMPFAIL : worst;
+	if (rc == EX_TEMPFAIL && o->stop != NULL && *o->stop)
+		snprintf(err, errlen, "[account %s]: stopped by a signal; state saved", a->name);
+out:
+	rlist_free(&l);
+	imap_client_free(run.cl);
+	close(lockfd);
+	return rc;
+}
