@@ -5,6 +5,7 @@
  */
 #include "config.h"
 #include "folders.h"
+#include "fsutil.h"
 #include "log.h"
 #include "mailbox-name.h"
 #include "maildir.h"
@@ -84,6 +85,30 @@ static int resolve_root(const struct opts *o, struct config **cfg, char *root, s
 	}
 	if ((size_t)snprintf(root, len, "%s/mail", home) >= len)
 		return fail(EX_USAGE, "usage", "home path too long");
+	return 0;
+}
+
+/*
+ * ~/mail with INBOX's cur/ new/ tmp/ and uidlist: dovecot creates INBOX on
+ * first use and lists it always, and folder_create() needs the root.
+ */
+static int ensure_root(const char *root)
+{
+	char path[4096], err[ERRLEN], *p;
+	int r;
+
+	snprintf(path, sizeof(path), "%s", root);
+	for (p = path + 1; *p; p++) {
+		if (*p != '/')
+			continue;
+		*p = '\0';
+		if ((r = fsutil_mkdir(path, 0700, err, sizeof(err))) != 0)
+			return fail(r, "mkdir", err);
+		*p = '/';
+	}
+	if ((r = fsutil_mkdir(path, 0700, err, sizeof(err))) != 0 ||
+	    (r = maildir_folder_init(root, err, sizeof(err))) != 0)
+		return fail(r, "mkdir", err);
 	return 0;
 }
 
@@ -253,6 +278,10 @@ static int cmd_create(const char *root, const struct opts *o, struct config *cfg
 				 "folder=%s flag=%s hint=%s", log_q(arg), log_q(o->special_use),
 				 log_q("LIST shows special use from [mailbox NAME] special_use in mailkeep.conf"));
 	}
+	if ((r = ensure_root(root)) != 0)
+		return r;
+	if (mailbox_name_is_inbox(storage))
+		return 0;
 	if ((r = folder_create(root, storage, err, sizeof(err))) != 0)
 		return fail(r, "create", err);
 	log_info("create", "folder=%s", log_q(storage));
@@ -265,8 +294,8 @@ static int cmd_ensure(const char *root, struct config *cfg)
 	size_t i;
 	int r;
 
-	if ((r = folder_create(root, "INBOX", err, sizeof(err))) != 0 && r != EX_CANTCREAT)
-		return fail(r, "ensure", err);
+	if ((r = ensure_root(root)) != 0)
+		return r;
 	for (i = 0; i < cfg->nmailboxes; i++) {
 		const struct config_mailbox *mb = &cfg->mailboxes[i];
 
@@ -274,7 +303,7 @@ static int cmd_ensure(const char *root, struct config *cfg)
 			continue;
 		if ((r = arg_name(mb->name, storage, sizeof(storage))) != 0)
 			return r;
-		r = folder_create(root, storage, err, sizeof(err));
+		r = mailbox_name_is_inbox(storage) ? 0 : folder_create(root, storage, err, sizeof(err));
 		if (r != 0 && !(r == EX_CANTCREAT && folder_exists(root, storage)))
 			return fail(r, "ensure", err);
 		if (mb->autocreate == MAILBOX_AUTO_SUBSCRIBE &&
