@@ -66,7 +66,9 @@ install: all
 	for m in man/*.5; do [ -e "$$m" ] && install -m 644 $$m $(DESTDIR)$(MANDIR)/man5/; done; true
 	for m in man/*.7; do [ -e "$$m" ] && install -m 644 $$m $(DESTDIR)$(MANDIR)/man7/; done; true
 	for u in scripts/systemd/*.service scripts/systemd/*.socket scripts/systemd/*.timer; do \
-		[ -e "$$u" ] && install -m 644 $$u $(DESTDIR)$(UNITDIR)/; done; true
+		[ -e "$$u" ] || continue; \
+		sed 's|@BINDIR@|$(BINDIR)|g' $$u > $(DESTDIR)$(UNITDIR)/$$(basename $$u); \
+		chmod 644 $(DESTDIR)$(UNITDIR)/$$(basename $$u); done
 
 clean:
 	rm -rf build build-asan
