@@ -202,11 +202,13 @@ int folders_list(const char *maildir, struct folder_list *out, char *err, size_t
 		folders_list_free(out);
 		return rc;
 	}
-	qsort(out->v + 1, out->n - 1, sizeof(*out->v), info_cmp);
-	qsort(subs, nsubs, sizeof(*subs), name_cmp);
+	if (out->n > 1)
+		qsort(out->v + 1, out->n - 1, sizeof(*out->v), info_cmp);
+	if (nsubs > 0)
+		qsort(subs, nsubs, sizeof(*subs), name_cmp);
 	for (size_t i = 0; i < out->n; i++)
-		out->v[i].subscribed = bsearch(&out->v[i].name, subs, nsubs, sizeof(*subs),
-					       name_cmp) != NULL;
+		out->v[i].subscribed = nsubs > 0 &&
+			bsearch(&out->v[i].name, subs, nsubs, sizeof(*subs), name_cmp) != NULL;
 	folders_names_free(subs, nsubs);
 	return 0;
 }
