@@ -996,7 +996,7 @@ static void write_language(struct imap_string *out, const struct mime_message *m
 static void write_nstring_header(struct imap_string *out, const struct mime_message *msg,
 				 const struct mime_part *part, const char *name)
 {
-	size_t vlen;
+	size_t vlen = 0;
 	const char *v = mime_header_get(msg, part, name, &vlen);
 
 	imap_string_add_nstring_nolf(out, v, vlen);
