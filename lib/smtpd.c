@@ -88,29 +88,38 @@ static int fill(struct smtpd *s)
 	return 0;
 }
 
-/* One line (NUL-terminated, without its line end) of at most MAX bytes. */
+/*
+ * One line (NUL-terminated, without its line end) of at most MAX bytes.
+ * A longer line is consumed up to its end and reported as RL_TOO_LONG.
+ */
 static int read_line(struct smtpd *s, size_t max, char **line, size_t *len)
 {
 	for (;;) {
-		size_t ll, cons;
-		int bare, r;
+		char *p = s->inbuf + s->inoff;
+		size_t avail = s->inlen - s->inoff, ll, cons;
+		int bare;
 
-		r = smtp_line_find(s->inbuf + s->inoff, s->inlen - s->inoff, max, &ll, &cons, &bare);
-		if (r == SMTP_LINE_OK) {
-			char *l = s->inbuf + s->inoff;
-			s->inoff += cons;
-			if (s->skipping) {
+		if (s->skipping) {
+			char *nl = memchr(p, '\n', avail);
+			if (nl != NULL) {
+				s->inoff += (size_t)(nl - p) + 1;
 				s->skipping = 0;
 				return RL_TOO_LONG;
 			}
-			l[ll] = '\0';
-			*line = l;
-			*len = ll;
-			return RL_OK;
-		}
-		if (r == SMTP_LINE_TOO_LONG || s->skipping) {
-			s->skipping = 1;
 			s->inoff = s->inlen;
+		} else {
+			int r = smtp_line_find(p, avail, max, &ll, &cons, &bare);
+			if (r == SMTP_LINE_OK) {
+				s->inoff += cons;
+				p[ll] = '\0';
+				*line = p;
+				*len = ll;
+				return RL_OK;
+			}
+			if (r == SMTP_LINE_TOO_LONG) {
+				s->skipping = 1;
+				continue;
+			}
 		}
 		int f = fill(s);
 		if (f < 0)

@@ -94,7 +94,7 @@ class Handler:
             f.write(envelope.original_content)
         with open(base + ".json", "w") as f:
             json.dump({"from": envelope.mail_from, "to": envelope.rcpt_tos,
-                       "auth": session.authenticated and str(session.login_data or ""),
+                       "authenticated": bool(session.authenticated),
                        "tls": session.ssl is not None,
                        "size": len(envelope.original_content)}, f)
         log("DATA accepted %d from=%s to=%s" % (n, envelope.mail_from,
