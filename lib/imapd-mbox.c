@@ -55,8 +55,7 @@ static const char *special_use_of(const struct imapd *s, const char *name)
 	return NULL;
 }
 
-/* UIDVALIDITY from the first line of DIR/dovecot-uidlist ("3 V123 N4 ..."). */
-static uint32_t read_uidvalidity(const char *dir)
+uint32_t imapd_read_uidvalidity(const char *dir)
 {
 	char path[4200], buf[128];
 	ssize_t n;
@@ -815,6 +814,6 @@ void imapd_cmd_append(struct imapd *s, const struct imap_command *cmd)
 		  uid, (unsigned long long)lit->literal_size);
 	if (s->state == IMAPD_SELECTED)
 		imapd_select_sync(s, 1);
-	imapd_tagged(s, cmd->tag, "OK [APPENDUID %u %u] Append completed.", read_uidvalidity(dir),
+	imapd_tagged(s, cmd->tag, "OK [APPENDUID %u %u] Append completed.", imapd_read_uidvalidity(dir),
 		     uid);
 }

@@ -479,6 +479,7 @@ int imapd_select_open(struct imapd *s, const char *tag, const char *name, const 
 	struct maildir_status st;
 	char err[512];
 	size_t i, k = 0;
+	uint32_t uv;
 	int locked;
 
 	if (sel == NULL) {
@@ -489,8 +490,7 @@ int imapd_select_open(struct imapd *s, const char *tag, const char *name, const 
 	snprintf(sel->name, sizeof(sel->name), "%s", name);
 	snprintf(sel->dir, sizeof(sel->dir), "%s", dir);
 	sel->readonly = readonly;
-	if (maildir_folder_open(dir, &sel->folder, err, sizeof(err)) != 0 ||
-	    maildir_folder_sync(sel->folder, 0, err, sizeof(err)) != 0) {
+	if (maildir_folder_open(dir, &sel->folder, err, sizeof(err)) != 0) {
 		log_warn("select", "folder=%s error=%s", log_q(name), log_q(err));
 		imapd_tagged(s, tag, "NO [SERVERBUG] Cannot open the mailbox. "
 			     "The administrator has been told.");
@@ -499,10 +499,27 @@ int imapd_select_open(struct imapd *s, const char *tag, const char *name, const 
 	}
 	if (modseq_open(dir, &sel->ms, err, sizeof(err)) != 0)
 		log_warn("modseq", "folder=%s error=%s", log_q(name), log_q(err));
-	/* now that UIDVALIDITY is known: rescan under the lock, record changes */
+	/*
+	 * One scan, under the modseq lock, which wants UIDVALIDITY: take it from
+	 * the uidlist's first line; a folder without one yet is scanned first.
+	 */
+	sel->folder->uidvalidity = imapd_read_uidvalidity(dir);
+	if (sel->folder->uidvalidity == 0 &&
+	    maildir_folder_sync(sel->folder, 0, err, sizeof(err)) != 0)
+		goto fail;
+	uv = sel->folder->uidvalidity;
 	locked = sel_lock(sel);
-	if (locked)
-		sel_refresh(sel, 1, 0);
+	if (sel_refresh(sel, locked, 0) != 0) {
+		sel_unlock(sel, locked);
+		snprintf(err, sizeof(err), "scan failed");
+		goto fail;
+	}
+	if (locked && sel->folder->uidvalidity != uv) {
+		/* recreated while we looked: take the lock again with the new value */
+		sel_unlock(sel, locked);
+		locked = sel_lock(sel);
+		sel_refresh(sel, locked, 0);
+	}
 	sel_unlock(sel, locked);
 	if (sel->highest == 0)
 		sel->highest = 1;
@@ -560,6 +577,12 @@ int imapd_select_open(struct imapd *s, const char *tag, const char *name, const 
 	    maildir_folder_sync(sel->folder, MAILDIR_SYNC_MOVE_NEW, err, sizeof(err)) != 0)
 		log_warn("sync", "folder=%s error=%s", log_q(name), log_q(err));
 	return 0;
+fail:
+	log_warn("select", "folder=%s error=%s", log_q(name), log_q(err));
+	imapd_tagged(s, tag, "NO [SERVERBUG] Cannot open the mailbox. "
+		     "The administrator has been told.");
+	selected_free(sel);
+	return -1;
 }
 
 /* Expunges every \Deleted message of the view (silently if !report). */
@@ -1362,17 +1385,22 @@ static void fetch_set_seen(struct imapd *s, const unsigned char *mask, unsigned 
 		dm = maildir_folder_find(sel->folder, m->uid);
 		if (dm == NULL)
 			continue;
-		if (!(dm->flags & MAILDIR_FLAG_SEEN) &&
-		    maildir_msg_set_flags(sel->folder, m->uid, dm->flags | MAILDIR_FLAG_SEEN,
-					  dm->keywords, err, sizeof(err)) != 0)
-			continue;
-		if (locked && modseq_stage_set(sel->ms, m->uid, dm->flags | MAILDIR_FLAG_SEEN,
-					       dm->keywords) == 0)
-			any = 1;
-		m->flags = (uint16_t)((m->flags & ~0xffu) | dm->flags | MAILDIR_FLAG_SEEN);
+		if (!(dm->flags & MAILDIR_FLAG_SEEN)) {
+			unsigned fl = dm->flags | MAILDIR_FLAG_SEEN;
+			if (maildir_msg_set_flags(sel->folder, m->uid, fl, dm->keywords, err,
+						  sizeof(err)) != 0)
+				continue;
+			if (locked && modseq_stage_set(sel->ms, m->uid, fl, dm->keywords) == 0) {
+				any = 1;
+				seen[i] = 2;
+			}
+		}
+		/* already seen on disk (someone else was first): show it, no new modseq */
+		if (!seen[i])
+			seen[i] = 1;
+		m->flags = (uint16_t)((m->flags & ~0xffu) | dm->flags);
 		m->keywords = dm->keywords;
 		m->modseq = ms_walk(sel, m->uid, &k, m->modseq);
-		seen[i] = 1;
 	}
 	if (locked && any) {
 		if (modseq_commit(sel->ms, &newms, err, sizeof(err)) != 0) {
@@ -1384,7 +1412,7 @@ static void fetch_set_seen(struct imapd *s, const unsigned char *mask, unsigned 
 	sel_unlock(sel, locked);
 	if (newms != 0)
 		for (size_t i = 0; i < sel->n; i++)
-			if (seen[i])
+			if (seen[i] == 2)
 				sel->view[i].modseq = newms;
 }
 

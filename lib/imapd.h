@@ -131,6 +131,9 @@ imapd_cmd_fn imapd_cmd_list, imapd_cmd_lsub, imapd_cmd_status, imapd_cmd_create,
 int imapd_mailbox_path(struct imapd *s, const char *tag, const struct imap_arg *arg,
 		       char *name, size_t namelen, char *dir, size_t dirlen);
 
+/* UIDVALIDITY from the first line of DIR/dovecot-uidlist ("3 V123 N4 ..."), or 0. */
+uint32_t imapd_read_uidvalidity(const char *dir);
+
 /* Creates (and subscribes) the [mailbox] folders of the config that are missing. */
 void imapd_autocreate(struct imapd *s);
 
