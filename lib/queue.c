@@ -40,13 +40,13 @@ void queue_set_error(char *out, const char *s)
 
 	for (; s != NULL && *s != '\0' && o < QUEUE_MAX_ERROR; s++) {
 		unsigned char c = (unsigned char)*s;
-		if (c == '\r' || c == '\n') {
-			/* multi-line replies: keep them on one line */
+		if (c <= 0x20 || c == 0x7f) {
+			/* multi-line replies and control bytes: one line, single spaces */
 			if (o > 0 && out[o - 1] != ' ')
 				out[o++] = ' ';
 			continue;
 		}
-		out[o++] = (c < 0x20 || c == 0x7f) ? ' ' : (char)c;
+		out[o++] = (char)c;
 	}
 	while (o > 0 && out[o - 1] == ' ')
 		o--;
