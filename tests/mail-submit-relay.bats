@@ -135,6 +135,12 @@ PY
 	run grep -c "^Received: from" "$MK_SINK_DIR/msg-1.eml"
 	assert_output 1
 	[ "$(queue_count)" -eq 0 ]
+	# the sink does not offer SMTPUTF8: a server started now does not promise it
+	mk_smtpd_start --no-flush
+	run swaks --server 127.0.0.1 --port "$MK_SMTPD_PORT" --quit-after EHLO
+	assert_success
+	assert_output --partial "8BITMIME"
+	refute_output --partial "SMTPUTF8"
 }
 
 @test "STARTTLS submission is relayed by the background flush" {
