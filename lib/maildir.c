@@ -3,11 +3,13 @@
 #include "dotlock.h"
 #include "fsutil.h"
 #include "log.h"
+#include "maildir-index.h"
 #include "uidlist.h"
 
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,30 +19,79 @@
 
 #define PATH_BUF 4096
 
-/* One file found in new/ or cur/ during a scan. */
+/*
+ * One file found in new/ or cur/ during a scan.  Names live in the scan's
+ * pool (one growing buffer, NUL-terminated), not in one allocation each.
+ */
 struct scan_ent {
-	char *name;
-	int in_new;
-	int matched;		/* a uidlist record claimed it */
-	int gone;		/* vanished while we worked on it */
-	struct maildir_name mn;
+	uint32_t name_off;	/* into scan.pool */
+	uint16_t name_len, base_len;
+	uint32_t keywords;
+	uint8_t flags;
+	uint8_t in_new : 1;
+	uint8_t matched : 1;	/* a uidlist record (or a fresh UID) claimed it */
+	uint8_t gone : 1;	/* vanished while we worked on it */
+	uint8_t fresh_uid : 1;	/* got a new UID in this sync */
+	long long size;		/* ,S= or -1 */
+	uint32_t next;		/* hash chain: index + 1 of the next entry, 0 = end */
 };
 
 struct scan {
 	struct scan_ent *ents;
 	size_t n, cap;
-	struct scan_ent **by_base;	/* sorted by base name */
+	char *pool;
+	size_t pool_len, pool_cap;
+	uint32_t *heads;	/* hash of base name -> index + 1 of first entry */
+	size_t nheads;		/* power of two */
 };
+
+#define ENT_NAME(s, e) ((s)->pool + (e)->name_off)
 
 static void scan_free(struct scan *s)
 {
-	size_t i;
-
-	for (i = 0; i < s->n; i++)
-		free(s->ents[i].name);
 	free(s->ents);
-	free(s->by_base);
+	free(s->pool);
+	free(s->heads);
 	memset(s, 0, sizeof(*s));
+}
+
+/* Appends NAME[0..len) and a NUL to the pool; its offset, or -1. */
+static long pool_add(struct scan *s, const char *name, size_t len)
+{
+	size_t off = s->pool_len;
+
+	if (s->pool_len + len + 1 > s->pool_cap) {
+		size_t ncap = s->pool_cap ? s->pool_cap * 2 : 16384;
+		char *np;
+
+		while (ncap < s->pool_len + len + 1)
+			ncap *= 2;
+		if (ncap > UINT32_MAX || (np = realloc(s->pool, ncap)) == NULL)
+			return -1;
+		s->pool = np;
+		s->pool_cap = ncap;
+	}
+	memcpy(s->pool + off, name, len);
+	s->pool[off + len] = '\0';
+	s->pool_len += len + 1;
+	return (long)off;
+}
+
+/* Sets E's name (in the pool) and what it says. */
+static int ent_set_name(struct scan *s, struct scan_ent *e, const char *name, size_t len,
+			const struct maildir_name *mn)
+{
+	long off = pool_add(s, name, len);
+
+	if (off < 0)
+		return -1;
+	e->name_off = (uint32_t)off;
+	e->name_len = (uint16_t)len;
+	e->base_len = (uint16_t)mn->base_len;
+	e->flags = (uint8_t)mn->flags;
+	e->keywords = mn->keywords;
+	e->size = mn->size;
+	return 0;
 }
 
 static int scan_dir(struct scan *s, const char *folder, int in_new, char *err, size_t errlen)
@@ -60,30 +111,30 @@ static int scan_dir(struct scan *s, const char *folder, int in_new, char *err, s
 	while ((de = readdir(d)) != NULL) {
 		struct scan_ent *e;
 		struct maildir_name mn;
+		size_t len;
 
 		if (de->d_name[0] == '.')
 			continue;
-		if (maildir_name_parse(de->d_name, strlen(de->d_name), &mn) < 0) {
+		len = strlen(de->d_name);
+		if (maildir_name_parse(de->d_name, len, &mn) < 0) {
 			log_warn("maildir-skip", "dir=%s file=%s reason=invalid-name",
 				 log_q(path), log_q(de->d_name));
 			continue;
 		}
 		if (s->n == s->cap) {
 			size_t ncap = s->cap ? s->cap * 2 : 256;
-			struct scan_ent *ne = realloc(s->ents, ncap * sizeof(*ne));
+			struct scan_ent *ne;
 
-			if (ne == NULL)
+			if (ncap >= UINT32_MAX || (ne = realloc(s->ents, ncap * sizeof(*ne))) == NULL)
 				goto nomem;
 			s->ents = ne;
 			s->cap = ncap;
 		}
 		e = &s->ents[s->n];
 		memset(e, 0, sizeof(*e));
-		e->name = strdup(de->d_name);
-		if (e->name == NULL)
+		if (ent_set_name(s, e, de->d_name, len, &mn) < 0)
 			goto nomem;
-		e->in_new = in_new;
-		e->mn = mn;
+		e->in_new = in_new != 0;
 		s->n++;
 	}
 	closedir(d);
@@ -103,62 +154,86 @@ static int base_cmp(const char *a, size_t alen, const char *b, size_t blen)
 	return alen < blen ? -1 : alen > blen;
 }
 
-static int ent_cmp(const void *a, const void *b)
+static int ent_name_cmp(const void *a, const void *b, void *pool)
 {
 	const struct scan_ent *x = *(struct scan_ent *const *)a, *y = *(struct scan_ent *const *)b;
 
-	return base_cmp(x->name, x->mn.base_len, y->name, y->mn.base_len);
+	return strcmp((const char *)pool + x->name_off, (const char *)pool + y->name_off);
 }
 
-static int ent_name_cmp(const void *a, const void *b)
+/* FNV-1a over a base name: buckets for matching records to files. */
+static uint32_t base_hash(const char *s, size_t len)
 {
-	const struct scan_ent *x = *(struct scan_ent *const *)a, *y = *(struct scan_ent *const *)b;
+	uint32_t h = 2166136261u;
 
-	return strcmp(x->name, y->name);
+	for (size_t i = 0; i < len; i++) {
+		h ^= (unsigned char)s[i];
+		h *= 16777619u;
+	}
+	return h;
 }
 
-static size_t base_len_of(const char *fname)
+static int scan_index(struct scan *s)
 {
-	return strcspn(fname, ":");
+	size_t i, nh = 64;
+
+	while (nh < s->n * 2)
+		nh *= 2;
+	free(s->heads);
+	s->heads = calloc(nh, sizeof(*s->heads));
+	if (s->heads == NULL)
+		return -1;
+	s->nheads = nh;
+	/* backwards, so that chains list entries in scan order */
+	for (i = s->n; i-- > 0; ) {
+		struct scan_ent *e = &s->ents[i];
+		uint32_t b = base_hash(ENT_NAME(s, e), e->base_len) & (uint32_t)(nh - 1);
+
+		e->next = s->heads[b];
+		s->heads[b] = (uint32_t)(i + 1);
+	}
+	return 0;
 }
 
-/* The unclaimed entry with FNAME's base, or NULL. */
-static struct scan_ent *scan_find(struct scan *s, const char *fname)
+enum { SCAN_UNCLAIMED, SCAN_FRESH };
+
+/* The first entry with FNAME's base that is unclaimed / got a fresh UID, or NULL. */
+static struct scan_ent *scan_find_base(struct scan *s, const char *fname, size_t blen, int which)
 {
-	size_t blen = base_len_of(fname), lo = 0, hi = s->n;
+	uint32_t k;
 
-	while (lo < hi) {
-		size_t mid = lo + (hi - lo) / 2;
-		struct scan_ent *e = s->by_base[mid];
-		int c = base_cmp(fname, blen, e->name, e->mn.base_len);
+	if (s->nheads == 0)
+		return NULL;
+	k = s->heads[base_hash(fname, blen) & (uint32_t)(s->nheads - 1)];
+	while (k != 0) {
+		struct scan_ent *e = &s->ents[k - 1];
 
-		if (c == 0)
+		if ((which == SCAN_FRESH ? e->fresh_uid : !e->matched) &&
+		    base_cmp(fname, blen, ENT_NAME(s, e), e->base_len) == 0)
 			return e;
-		if (c < 0)
-			hi = mid;
-		else
-			lo = mid + 1;
+		k = e->next;
 	}
 	return NULL;
 }
 
+/* An unclaimed entry with FNAME's base, or NULL. */
+static struct scan_ent *scan_find(struct scan *s, const char *fname)
+{
+	return scan_find_base(s, fname, strcspn(fname, ":"), SCAN_UNCLAIMED);
+}
+
 static int scan_all(struct scan *s, const char *folder, char *err, size_t errlen)
 {
-	size_t i;
 	int r;
 
 	scan_free(s);
 	if ((r = scan_dir(s, folder, 1, err, errlen)) != 0 ||
 	    (r = scan_dir(s, folder, 0, err, errlen)) != 0)
 		return r;
-	s->by_base = malloc((s->n ? s->n : 1) * sizeof(*s->by_base));
-	if (s->by_base == NULL) {
+	if (scan_index(s) < 0) {
 		snprintf(err, errlen, "%s: out of memory", folder);
 		return EX_OSERR;
 	}
-	for (i = 0; i < s->n; i++)
-		s->by_base[i] = &s->ents[i];
-	qsort(s->by_base, s->n, sizeof(*s->by_base), ent_cmp);
 	return 0;
 }
 
@@ -168,11 +243,11 @@ static size_t scan_match(struct scan *s, struct uidlist *ul, struct scan_ent **r
 	size_t i, missing = 0;
 
 	for (i = 0; i < s->n; i++)
-		s->ents[i].matched = 0;
+		s->ents[i].matched = s->ents[i].fresh_uid = 0;
 	for (i = 0; i < ul->nrecs; i++) {
 		struct scan_ent *e = scan_find(s, ul->recs[i].fname);
 
-		if (e != NULL && !e->matched) {
+		if (e != NULL) {
 			e->matched = 1;
 			rec_ent[i] = e;
 		} else {
@@ -249,22 +324,11 @@ int maildir_folder_open(const char *dir, struct maildir_folder **out,
 	return 0;
 }
 
-static void msgs_free(struct maildir_folder *f)
-{
-	size_t i;
-
-	for (i = 0; i < f->nmsgs; i++)
-		free(f->msgs[i].fname);
-	free(f->msgs);
-	f->msgs = NULL;
-	f->nmsgs = 0;
-}
-
 void maildir_folder_free(struct maildir_folder *f)
 {
 	if (f == NULL)
 		return;
-	msgs_free(f);
+	maildir_msgs_free(f);
 	free(f->path);
 	free(f);
 }
@@ -278,66 +342,56 @@ static int lock_folder(const struct maildir_folder *f, struct dotlock **lk,
 	return dotlock_take(path, f->lock_wait, DOTLOCK_STALE_TIMEOUT, lk, err, errlen);
 }
 
-static void stat_mtime(const char *folder, const char *name, struct timespec *ts,
-		       off_t *size, ino_t *ino)
+static int stamp_eq(const struct maildir_stamp *a, const struct maildir_stamp *b)
 {
-	char path[PATH_BUF];
-	struct stat st;
-
-	snprintf(path, sizeof(path), "%s/%s", folder, name);
-	memset(ts, 0, sizeof(*ts));
-	if (stat(path, &st) == 0) {
-		*ts = st.st_mtim;
-		if (size)
-			*size = st.st_size;
-		if (ino)
-			*ino = st.st_ino;
-	}
+	return a->dev == b->dev && a->ino == b->ino && a->size == b->size &&
+	       a->mtime_sec == b->mtime_sec && a->mtime_nsec == b->mtime_nsec;
 }
 
-static int ts_eq(const struct timespec *a, const struct timespec *b)
-{
-	return a->tv_sec == b->tv_sec && a->tv_nsec == b->tv_nsec;
-}
-
-/* 1 if nothing changed since the last sync (and that sync was not racy). */
+/*
+ * 1 if nothing changed since the last sync and that sync was not racy: it
+ * started more than a second after the last change, since a change within
+ * the same clock tick as the scan leaves the mtime as it was.
+ */
 static int folder_unchanged(const struct maildir_folder *f)
 {
-	struct timespec n, c, u;
-	off_t size = 0;
-	ino_t ino = 0;
+	struct maildir_stamp n, c, u;
 
 	if (f->synced_at == 0)
 		return 0;
-	stat_mtime(f->path, "new", &n, NULL, NULL);
-	stat_mtime(f->path, "cur", &c, NULL, NULL);
-	stat_mtime(f->path, UIDLIST_NAME, &u, &size, &ino);
-	if (!ts_eq(&n, &f->seen_new) || !ts_eq(&c, &f->seen_cur) || !ts_eq(&u, &f->seen_ul) ||
-	    size != f->seen_ul_size || ino != f->seen_ul_ino)
+	maildir_stamp_of(f->path, "new", &n);
+	maildir_stamp_of(f->path, "cur", &c);
+	maildir_stamp_of(f->path, UIDLIST_NAME, &u);
+	if (!stamp_eq(&n, &f->seen_new) || !stamp_eq(&c, &f->seen_cur) ||
+	    !stamp_eq(&u, &f->seen_ul))
 		return 0;
-	/* A change within the same clock tick as our scan may be invisible. */
-	return f->synced_at > n.tv_sec + 1 && f->synced_at > c.tv_sec + 1;
+	return f->synced_at > n.mtime_sec + 1 && f->synced_at > c.mtime_sec + 1 &&
+	       f->synced_at > u.mtime_sec + 1;
 }
 
-static long long ent_size(const char *folder, const struct scan_ent *e)
+static long long ent_size(const char *folder, const struct scan *s, const struct scan_ent *e)
 {
 	char path[PATH_BUF];
 	struct stat st;
 
-	if (e->mn.size >= 0)
-		return e->mn.size;
-	snprintf(path, sizeof(path), "%s/%s/%s", folder, e->in_new ? "new" : "cur", e->name);
+	if (e->size >= 0)
+		return e->size;
+	snprintf(path, sizeof(path), "%s/%s/%s", folder, e->in_new ? "new" : "cur",
+		 ENT_NAME(s, e));
 	return stat(path, &st) == 0 ? (long long)st.st_size : -1;
 }
 
 /* new/X -> cur/X:2,<flags>, as a session's first sync does. */
-static int move_to_cur(const char *folder, struct scan_ent *e, char *err, size_t errlen)
+static int move_to_cur(const char *folder, struct scan *s, struct scan_ent *e,
+		       char *err, size_t errlen)
 {
 	char from[PATH_BUF], to[PATH_BUF], nname[MAILDIR_NAME_MAX + 1];
+	struct maildir_name mn;
+	const char *name = ENT_NAME(s, e);
 
-	if (maildir_name_with_flags(e->name, e->mn.flags, e->mn.keywords, nname, sizeof(nname)) < 0)
-		snprintf(nname, sizeof(nname), "%s", e->name);
-	snprintf(from, sizeof(from), "%s/new/%s", folder, e->name);
+	if (maildir_name_with_flags(name, e->flags, e->keywords, nname, sizeof(nname)) < 0)
+		snprintf(nname, sizeof(nname), "%s", name);
+	snprintf(from, sizeof(from), "%s/new/%s", folder, name);
 	snprintf(to, sizeof(to), "%s/cur/%s", folder, nname);
 	if (rename(from, to) < 0) {
 		if (errno == ENOENT) {
@@ -349,14 +403,59 @@ static int move_to_cur(const char *folder, struct scan_ent *e, char *err, size_t
 		snprintf(err, errlen, "rename %s: %s", from, strerror(er));
 		return fsutil_errno_code(er);
 	}
-	free(e->name);
-	e->name = strdup(nname);
-	if (e->name == NULL) {
+	e->in_new = 0;
+	if (maildir_name_parse(nname, strlen(nname), &mn) < 0 ||
+	    ent_set_name(s, e, nname, strlen(nname), &mn) < 0) {
 		snprintf(err, errlen, "out of memory");
 		return EX_OSERR;
 	}
-	e->in_new = 0;
-	maildir_name_parse(e->name, strlen(e->name), &e->mn);
+	return 0;
+}
+
+/*
+ * Replaces F's messages with the files of S matched to the records of UL
+ * (REC_ENT[i] for record i): one array, one block for all names.
+ */
+static int publish(struct maildir_folder *f, struct scan *s, const struct uidlist *ul,
+		   struct scan_ent **rec_ent)
+{
+	struct maildir_msg *msgs;
+	size_t i, n = 0, names_len = 0, off = 0;
+	char *names;
+
+	for (i = 0; i < ul->nrecs; i++)
+		if (rec_ent[i] != NULL && !rec_ent[i]->gone) {
+			names_len += rec_ent[i]->name_len + 1u;
+			n++;
+		}
+	msgs = calloc(n ? n : 1, sizeof(*msgs));
+	names = malloc(names_len ? names_len : 1);
+	if (msgs == NULL || names == NULL) {
+		free(msgs);
+		free(names);
+		return -1;
+	}
+	for (i = 0, n = 0; i < ul->nrecs; i++) {
+		struct scan_ent *e = rec_ent[i];
+		struct maildir_msg *m;
+
+		if (e == NULL || e->gone)
+			continue;
+		m = &msgs[n++];
+		m->uid = ul->recs[i].uid;
+		m->fname = names + off;
+		memcpy(names + off, ENT_NAME(s, e), e->name_len + 1u);
+		off += e->name_len + 1u;
+		m->in_new = e->in_new;
+		m->flags = e->flags;
+		m->keywords = e->keywords;
+		m->size = ent_size(f->path, s, e);
+	}
+	maildir_msgs_free(f);
+	f->msgs = msgs;
+	f->nmsgs = n;
+	f->names = names;
+	f->names_len = names_len;
 	return 0;
 }
 
@@ -366,7 +465,8 @@ static int sync_locked(struct maildir_folder *f, unsigned flags, char *err, size
 	struct scan s = { 0 };
 	struct scan_ent **rec_ent = NULL, **fresh = NULL;
 	size_t i, missing, nfresh = 0, old_nrecs, dropped = 0, moved = 0;
-	int r, rewrite = 0;
+	time_t started = time(NULL);
+	int r, rewrite = 0, big;
 
 	r = uidlist_read(f->path, &ul, err, errlen);
 	if (r != 0)
@@ -399,7 +499,7 @@ static int sync_locked(struct maildir_folder *f, unsigned flags, char *err, size
 		for (i = 0; i < s.n; i++) {
 			if (!s.ents[i].in_new)
 				continue;
-			if ((r = move_to_cur(f->path, &s.ents[i], err, errlen)) != 0)
+			if ((r = move_to_cur(f->path, &s, &s.ents[i], err, errlen)) != 0)
 				goto out;
 			moved++;
 		}
@@ -411,19 +511,24 @@ static int sync_locked(struct maildir_folder *f, unsigned flags, char *err, size
 	for (i = 0; i < s.n; i++) {
 		if (s.ents[i].matched || s.ents[i].gone)
 			continue;
-		/* A second file with a base already claimed is a duplicate: leave it. */
 		fresh[nfresh++] = &s.ents[i];
 	}
-	qsort(fresh, nfresh, sizeof(*fresh), ent_name_cmp);
+	qsort_r(fresh, nfresh, sizeof(*fresh), ent_name_cmp, s.pool);
 	if (missing > 0) {
-		for (i = ul->nrecs; i-- > 0; ) {
-			if (rec_ent[i] != NULL)
+		size_t w = 0;
+
+		/* drop records without a file in one pass (order kept) */
+		for (i = 0; i < ul->nrecs; i++) {
+			if (rec_ent[i] == NULL) {
+				free(ul->recs[i].ext);
+				uidlist_free_name(ul, ul->recs[i].fname);
+				dropped++;
 				continue;
-			uidlist_remove(ul, i);
-			memmove(&rec_ent[i], &rec_ent[i + 1],
-				(ul->nrecs - i) * sizeof(*rec_ent));
-			dropped++;
+			}
+			ul->recs[w] = ul->recs[i];
+			rec_ent[w++] = rec_ent[i];
 		}
+		ul->nrecs = w;
 		rewrite = 1;
 	}
 	old_nrecs = ul->nrecs;
@@ -435,25 +540,27 @@ static int sync_locked(struct maildir_folder *f, unsigned flags, char *err, size
 		rec_ent = nre;
 	}
 	for (i = 0; i < nfresh; i++) {
-		size_t k;
+		struct scan_ent *e = fresh[i];
+		const char *name = ENT_NAME(&s, e);
 
-		/* skip a duplicate base among the fresh files themselves */
-		for (k = 0; k < i; k++)
-			if (fresh[k] != NULL && base_cmp(fresh[k]->name, fresh[k]->mn.base_len,
-			    fresh[i]->name, fresh[i]->mn.base_len) == 0)
-				break;
-		if (k < i) {
+		/*
+		 * A second fresh file with the same base (one copy in new/,
+		 * one in cur/) is a duplicate: it gets no UID of its own.
+		 */
+		e->matched = 1;
+		if (scan_find_base(&s, name, e->base_len, SCAN_FRESH) != NULL) {
 			log_warn("maildir-duplicate", "folder=%s file=%s", log_q(f->path),
-				 log_q(fresh[i]->name));
+				 log_q(name));
 			continue;
 		}
-		if (uidlist_add(ul, fresh[i]->name, NULL) == 0) {
+		if (uidlist_add(ul, name, NULL) == 0) {
 			snprintf(err, errlen, "%s: cannot assign a UID (exhausted or no memory)",
 				 f->path);
 			r = EX_SOFTWARE;
 			goto out;
 		}
-		rec_ent[ul->nrecs - 1] = fresh[i];
+		e->fresh_uid = 1;
+		rec_ent[ul->nrecs - 1] = e;
 	}
 	if (rewrite) {
 		/* Like dovecot, a rewrite records the current file names. */
@@ -461,11 +568,11 @@ static int sync_locked(struct maildir_folder *f, unsigned flags, char *err, size
 			struct scan_ent *e = rec_ent[i];
 			char *n;
 
-			if (e == NULL || e->gone || strcmp(e->name, ul->recs[i].fname) == 0)
+			if (e == NULL || e->gone || strcmp(ENT_NAME(&s, e), ul->recs[i].fname) == 0)
 				continue;
-			if ((n = strdup(e->name)) == NULL)
+			if ((n = strdup(ENT_NAME(&s, e))) == NULL)
 				goto nomem;
-			free(ul->recs[i].fname);
+			uidlist_free_name(ul, ul->recs[i].fname);
 			ul->recs[i].fname = n;
 		}
 		r = uidlist_write(f->path, ul, err, errlen);
@@ -484,43 +591,24 @@ static int sync_locked(struct maildir_folder *f, unsigned flags, char *err, size
 	if (dropped > 0)
 		log_debug("maildir-expunged", "folder=%s count=%zu", log_q(f->path), dropped);
 
-	/* Publish the new index. */
-	msgs_free(f);
-	f->msgs = calloc(ul->nrecs ? ul->nrecs : 1, sizeof(*f->msgs));
-	if (f->msgs == NULL)
+	if (publish(f, &s, ul, rec_ent) < 0)
 		goto nomem;
-	for (i = 0; i < ul->nrecs; i++) {
-		struct scan_ent *e = rec_ent[i];
-		struct maildir_msg *m;
-
-		if (e == NULL || e->gone)
-			continue;
-		m = &f->msgs[f->nmsgs++];
-		m->uid = ul->recs[i].uid;
-		m->fname = e->name;
-		e->name = NULL;		/* ownership moves to the index */
-		m->in_new = e->in_new;
-		m->flags = e->mn.flags;
-		m->keywords = e->mn.keywords;
-		m->size = e->mn.size;
-		if (m->size < 0) {
-			e->name = m->fname;
-			m->size = ent_size(f->path, e);
-			e->name = NULL;
-		}
-	}
 	f->uidvalidity = ul->uidvalidity;
 	f->next_uid = ul->next_uid;
-	stat_mtime(f->path, "new", &f->seen_new, NULL, NULL);
-	stat_mtime(f->path, "cur", &f->seen_cur, NULL, NULL);
-	stat_mtime(f->path, UIDLIST_NAME, &f->seen_ul, &f->seen_ul_size, &f->seen_ul_ino);
-	f->synced_at = time(NULL);
+	maildir_stamp_of(f->path, "new", &f->seen_new);
+	maildir_stamp_of(f->path, "cur", &f->seen_cur);
+	maildir_stamp_of(f->path, UIDLIST_NAME, &f->seen_ul);
+	f->synced_at = started;
+	maildir_index_save(f);
 	r = 0;
 out:
 	free(fresh);
 	free(rec_ent);
+	big = s.n >= 4096;
 	scan_free(&s);
 	uidlist_free(ul);
+	if (big)
+		malloc_trim(0);	/* give the scan's heap back: sessions stay small */
 	return r;
 nomem:
 	snprintf(err, errlen, "%s: out of memory", f->path);
@@ -533,7 +621,8 @@ int maildir_folder_sync(struct maildir_folder *f, unsigned flags, char *err, siz
 	struct dotlock *lk;
 	int r;
 
-	if (!(flags & (MAILDIR_SYNC_FORCE | MAILDIR_SYNC_MOVE_NEW)) && folder_unchanged(f))
+	if (!(flags & (MAILDIR_SYNC_FORCE | MAILDIR_SYNC_MOVE_NEW)) &&
+	    (folder_unchanged(f) || maildir_index_load(f) == 0))
 		return 0;
 	if ((r = lock_folder(f, &lk, err, errlen)) != 0)
 		return r;
@@ -608,12 +697,14 @@ static int msg_locate(struct maildir_folder *f, struct maildir_msg *m, char *err
 		snprintf(err, errlen, "%s: message UID %u is gone", f->path, m->uid);
 		return EX_NOINPUT;
 	}
-	free(m->fname);
-	m->fname = e->name;
-	e->name = NULL;
+	if (maildir_msg_set_name(f, m, ENT_NAME(&s, e)) < 0) {
+		scan_free(&s);
+		snprintf(err, errlen, "out of memory");
+		return EX_OSERR;
+	}
 	m->in_new = e->in_new;
-	m->flags = e->mn.flags;
-	m->keywords = e->mn.keywords;
+	m->flags = e->flags;
+	m->keywords = e->keywords;
 	scan_free(&s);
 	return 0;
 }
@@ -626,7 +717,6 @@ int maildir_msg_set_flags(struct maildir_folder *f, uint32_t uid, unsigned flags
 	struct maildir_msg *m;
 	long i = msg_index(f, uid);
 	int r, was_new;
-	char *dup;
 
 	if (i < 0) {
 		snprintf(err, errlen, "%s: no message with UID %u", f->path, uid);
@@ -655,13 +745,11 @@ int maildir_msg_set_flags(struct maildir_folder *f, uint32_t uid, unsigned flags
 	snprintf(d, sizeof(d), "%s/cur", f->path);
 	if ((r = fsutil_fsync_dir(d, err, errlen)) != 0)
 		goto out;
-	if ((dup = strdup(nname)) == NULL) {
+	if (maildir_msg_set_name(f, m, nname) < 0) {
 		snprintf(err, errlen, "out of memory");
 		r = EX_OSERR;
 		goto out;
 	}
-	free(m->fname);
-	m->fname = dup;
 	m->in_new = 0;
 	m->flags = flags;
 	m->keywords = keywords;
@@ -701,7 +789,7 @@ int maildir_msg_expunge(struct maildir_folder *f, uint32_t uid, char *err, size_
 	}
 	dotlock_release(lk);
 	if (r == 0) {
-		free(f->msgs[i].fname);
+		maildir_msg_set_name(f, &f->msgs[i], NULL);
 		memmove(&f->msgs[i], &f->msgs[i + 1], (f->nmsgs - (size_t)i - 1) * sizeof(f->msgs[0]));
 		f->nmsgs--;
 	}

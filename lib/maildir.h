@@ -8,8 +8,11 @@
  * sorted by UID with their current file names.  It is refreshed by
  * maildir_folder_sync(), which is cheap when nothing changed (mtimes of
  * new/, cur/ and the uidlist are compared), so a long-lived IMAP session
- * calls it before each command.  One process owns one struct; the struct
- * is not shared between threads.
+ * calls it before each command.  A fresh struct is filled from the
+ * folder's persistent index (maildir-index.h) when that still matches the
+ * disk, so a new process does not read the directories of an unchanged
+ * folder.  One process owns one struct; the struct is not shared between
+ * threads.
  *
  * Invariants kept here, as dovecot keeps them: UIDVALIDITY never changes
  * once the uidlist exists; a UID is never given twice (next_uid only
@@ -35,13 +38,24 @@
 #define MAILDIR_KEYWORDS_MAX 26		/* letters a-z */
 #define MAILDIR_KEYWORD_MAX_LEN 255
 
+/*
+ * One message.  fname points into the folder's names area or, after a
+ * flag change, into its own allocation; either way the folder owns it and
+ * it stays valid until the next sync or change of that message.
+ */
 struct maildir_msg {
 	uint32_t uid;
-	char *fname;		/* current file name in new/ or cur/ */
-	int in_new;		/* the file is in new/ (\Recent) */
-	unsigned flags;		/* enum maildir_flag */
 	uint32_t keywords;	/* letters a-z, see struct maildir_keywords */
+	char *fname;		/* current file name in new/ or cur/ */
 	long long size;		/* from ,S=, or stat() if absent; -1 unknown */
+	unsigned flags : 8;	/* enum maildir_flag */
+	unsigned in_new : 1;	/* the file is in new/ (\Recent) */
+};
+
+/* Identity of a file or directory as stat() saw it (change detection). */
+struct maildir_stamp {
+	uint64_t dev, ino, size;
+	int64_t mtime_sec, mtime_nsec;
 };
 
 struct maildir_folder {
@@ -51,17 +65,28 @@ struct maildir_folder {
 	struct maildir_msg *msgs;	/* ascending by uid */
 	size_t nmsgs;
 	int lock_wait;		/* seconds to wait for the lock, default 122 */
-	/* change detection for cheap re-syncs */
-	struct timespec seen_new, seen_cur, seen_ul;
-	off_t seen_ul_size;
-	ino_t seen_ul_ino;
-	time_t synced_at;
+	char *names;		/* one allocation holding the names of msgs */
+	size_t names_len;
+	/* change detection for cheap re-syncs, see folder_unchanged() */
+	struct maildir_stamp seen_new, seen_cur, seen_ul;
+	time_t synced_at;	/* when the scan behind msgs started; 0: never */
 };
 
 struct maildir_status {
 	uint32_t messages, unseen, recent, uidnext, uidvalidity;
 	unsigned long long size;	/* bytes, sum of message sizes */
 };
+
+/*
+ * Keeps the persistent folder indexes in DIR (config key index_dir,
+ * created if missing) instead of a "mailkeep-index" file in each folder.
+ * NULL goes back to the latter.  Call once after loading the config; the
+ * string is copied.
+ */
+void maildir_set_index_dir(const char *dir);
+
+/* Turns the persistent index off (on) for this process: tests, benchmarks. */
+void maildir_set_index_enabled(int on);
 
 /*
  * Opens the folder at DIR (which must have cur/ and new/).  No scan yet:

@@ -36,12 +36,34 @@ void uidlist_free(struct uidlist *ul)
 	if (ul == NULL)
 		return;
 	for (i = 0; i < ul->nrecs; i++) {
-		free(ul->recs[i].ext);
-		free(ul->recs[i].fname);
+		uidlist_free_name(ul, ul->recs[i].ext);
+		uidlist_free_name(ul, ul->recs[i].fname);
 	}
 	free(ul->recs);
+	free(ul->pool);
 	free(ul->hdr_extra);
 	free(ul);
+}
+
+void uidlist_free_name(struct uidlist *ul, char *s)
+{
+	if (ul->pool != NULL && (uintptr_t)s >= (uintptr_t)ul->pool &&
+	    (uintptr_t)s < (uintptr_t)ul->pool + ul->pool_len)
+		return;
+	free(s);
+}
+
+/* A copy of s[0..n) in the pool, which uidlist_parse() sized for all records. */
+static char *pool_dup(struct uidlist *ul, size_t *used, const char *s, size_t n)
+{
+	char *p = ul->pool + *used;
+
+	if (*used + n + 1 > ul->pool_len)
+		return NULL;
+	memcpy(p, s, n);
+	p[n] = '\0';
+	*used += n + 1;
+	return p;
 }
 
 static int grow(struct uidlist *ul)
@@ -170,8 +192,8 @@ fail:
 	return EX_DATAERR;
 }
 
-static int parse_record(struct uidlist *ul, const char *p, size_t len, size_t lineno,
-			char *err, size_t errlen)
+static int parse_record(struct uidlist *ul, size_t *used, const char *p, size_t len,
+			size_t lineno, char *err, size_t errlen)
 {
 	size_t i = 0, ext_start, ext_end;
 	uint32_t uid;
@@ -217,13 +239,10 @@ static int parse_record(struct uidlist *ul, const char *p, size_t len, size_t li
 		BAD("out of memory");
 	r = &ul->recs[ul->nrecs];
 	r->uid = uid;
-	r->ext = ext_end > ext_start ? dupn(p + ext_start, ext_end - ext_start) : NULL;
-	r->fname = dupn(fname, flen);
-	if (r->fname == NULL || (ext_end > ext_start && r->ext == NULL)) {
-		free(r->ext);
-		free(r->fname);
+	r->ext = ext_end > ext_start ? pool_dup(ul, used, p + ext_start, ext_end - ext_start) : NULL;
+	r->fname = pool_dup(ul, used, fname, flen);
+	if (r->fname == NULL || (ext_end > ext_start && r->ext == NULL))
 		BAD("out of memory");
-	}
 	ul->nrecs++;
 	return 0;
 fail:
@@ -235,7 +254,7 @@ int uidlist_parse(const char *buf, size_t len, const struct uidlist_limits *lim,
 {
 	size_t max_line = lim && lim->max_line ? lim->max_line : UIDLIST_MAX_LINE;
 	size_t max_recs = lim && lim->max_records ? lim->max_records : UIDLIST_MAX_RECORDS;
-	size_t pos = 0, lineno = 0;
+	size_t pos = 0, lineno = 0, used = 0;
 	struct uidlist *ul;
 
 	*out = NULL;
@@ -249,6 +268,14 @@ int uidlist_parse(const char *buf, size_t len, const struct uidlist_limits *lim,
 	if (len == 0) {
 		lineno = 1;
 		BAD("empty file (truncated?)");
+	}
+	/* every record's strings with their NULs fit in the bytes of its line */
+	ul->pool_len = len;
+	ul->pool = malloc(len);
+	if (ul->pool == NULL) {
+		free(ul);
+		snprintf(err, errlen, "out of memory");
+		return EX_OSERR;
 	}
 	while (pos < len) {
 		const char *line = buf + pos;
@@ -268,7 +295,7 @@ int uidlist_parse(const char *buf, size_t len, const struct uidlist_limits *lim,
 		} else {
 			if (ul->nrecs >= max_recs)
 				BAD("more than %zu records", max_recs);
-			if (parse_record(ul, line, llen, lineno, err, errlen) != 0)
+			if (parse_record(ul, &used, line, llen, lineno, err, errlen) != 0)
 				goto fail_quiet;
 		}
 		pos += llen + 1;
@@ -324,8 +351,8 @@ void uidlist_remove(struct uidlist *ul, size_t i)
 {
 	if (i >= ul->nrecs)
 		return;
-	free(ul->recs[i].ext);
-	free(ul->recs[i].fname);
+	uidlist_free_name(ul, ul->recs[i].ext);
+	uidlist_free_name(ul, ul->recs[i].fname);
 	memmove(&ul->recs[i], &ul->recs[i + 1], (ul->nrecs - i - 1) * sizeof(ul->recs[0]));
 	ul->nrecs--;
 }

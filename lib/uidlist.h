@@ -14,8 +14,10 @@
  * lock.  uidlist_parse() is pure and bounded (see struct uidlist_limits),
  * a libFuzzer target; uidlist_read()/write()/append() do the file I/O.
  *
- * Ownership: a struct uidlist owns its records and their strings;
- * uidlist_free() releases everything (NULL allowed).
+ * Ownership: a struct uidlist owns its records and their strings (those
+ * parsed sit in one block, pool; others are allocated one by one: replace
+ * or drop a record's string with uidlist_free_name()); uidlist_free()
+ * releases everything (NULL allowed).
  */
 #ifndef MK_UIDLIST_H
 #define MK_UIDLIST_H
@@ -49,6 +51,8 @@ struct uidlist {
 	char *hdr_extra;	/* unknown header fields, kept verbatim, or NULL */
 	struct uidlist_rec *recs;	/* ascending by uid */
 	size_t nrecs, cap;
+	char *pool;		/* the parsed records' strings, one block */
+	size_t pool_len;
 };
 
 /* An empty list (no records, next_uid 1) with a random GUID; NULL on ENOMEM. */
@@ -71,6 +75,9 @@ int uidlist_parse(const char *buf, size_t len, const struct uidlist_limits *lim,
  * Returns the UID, or 0 on ENOMEM or when UIDs are exhausted.
  */
 uint32_t uidlist_add(struct uidlist *ul, const char *fname, const char *ext);
+
+/* Frees S, a record's ext or fname, unless it lives in the pool (NULL allowed). */
+void uidlist_free_name(struct uidlist *ul, char *s);
 
 /* Index of the record with UID, or -1. */
 long uidlist_find_uid(const struct uidlist *ul, uint32_t uid);

@@ -1,0 +1,458 @@
+/* The persistent index of a Maildir folder (see maildir-index.h). */
+#include "maildir-index.h"
+
+#include "fsutil.h"
+#include "log.h"
+#include "uidlist.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <malloc.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <zlib.h>
+
+#define PATH_BUF 4096
+
+static const char index_magic[8] = { 'M', 'K', 'I', 'N', 'D', 'E', 'X', '1' };
+
+/* Header offsets. */
+enum {
+	H_MAGIC = 0, H_CRC = 8, H_HDRLEN = 12, H_UIDVALIDITY = 16, H_NEXTUID = 20,
+	H_NMSGS = 24, H_NAMESLEN = 28, H_PATHLEN = 32, H_SCAN = 40, H_STAMPS = 48,
+	STAMP_LEN = 40,
+};
+
+static char *index_dir;		/* maildir_set_index_dir(); NULL: in the folder */
+static int index_off;		/* maildir_set_index_enabled(0) */
+
+void maildir_set_index_dir(const char *dir)
+{
+	free(index_dir);
+	index_dir = dir != NULL && dir[0] != '\0' ? strdup(dir) : NULL;
+}
+
+void maildir_set_index_enabled(int on)
+{
+	index_off = !on;
+}
+
+/* ---- encoding ----------------------------------------------------------- */
+
+static void put32(unsigned char *p, uint32_t v)
+{
+	for (int i = 0; i < 4; i++)
+		p[i] = (unsigned char)(v >> (8 * i));
+}
+
+static void put64(unsigned char *p, uint64_t v)
+{
+	for (int i = 0; i < 8; i++)
+		p[i] = (unsigned char)(v >> (8 * i));
+}
+
+static uint32_t get32(const unsigned char *p)
+{
+	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+static uint64_t get64(const unsigned char *p)
+{
+	return (uint64_t)get32(p) | (uint64_t)get32(p + 4) << 32;
+}
+
+static void put_stamp(unsigned char *p, const struct maildir_stamp *st)
+{
+	put64(p, st->dev);
+	put64(p + 8, st->ino);
+	put64(p + 16, st->size);
+	put64(p + 24, (uint64_t)st->mtime_sec);
+	put64(p + 32, (uint64_t)st->mtime_nsec);
+}
+
+static void get_stamp(const unsigned char *p, struct maildir_stamp *st)
+{
+	st->dev = get64(p);
+	st->ino = get64(p + 8);
+	st->size = get64(p + 16);
+	st->mtime_sec = (int64_t)get64(p + 24);
+	st->mtime_nsec = (int64_t)get64(p + 32);
+}
+
+static uint32_t index_crc(const unsigned char *buf, size_t len)
+{
+	uLong c = crc32(0L, Z_NULL, 0);
+	size_t off = H_HDRLEN;
+
+	/* zlib's length is a uInt: feed big buffers in pieces */
+	while (off < len) {
+		size_t n = len - off > (1u << 30) ? (1u << 30) : len - off;
+
+		c = crc32(c, buf + off, (uInt)n);
+		off += n;
+	}
+	return (uint32_t)c;
+}
+
+int maildir_index_parse(const void *buf, size_t len, int hdr_only,
+			struct maildir_index_view *v)
+{
+	const unsigned char *p = buf;
+	struct maildir_index_hdr *h = &v->hdr;
+	uint64_t want;
+	uint32_t prev = 0;
+	size_t i;
+
+	memset(v, 0, sizeof(*v));
+	if (len < MAILDIR_INDEX_HDR_LEN || memcmp(p + H_MAGIC, index_magic, 8) != 0 ||
+	    get32(p + H_HDRLEN) != MAILDIR_INDEX_HDR_LEN)
+		return -1;
+	h->uidvalidity = get32(p + H_UIDVALIDITY);
+	h->next_uid = get32(p + H_NEXTUID);
+	h->nmsgs = get32(p + H_NMSGS);
+	h->names_len = get32(p + H_NAMESLEN);
+	h->path_len = get32(p + H_PATHLEN);
+	h->scan_started = (int64_t)get64(p + H_SCAN);
+	get_stamp(p + H_STAMPS, &h->new_st);
+	get_stamp(p + H_STAMPS + STAMP_LEN, &h->cur_st);
+	get_stamp(p + H_STAMPS + 2 * STAMP_LEN, &h->ul_st);
+	if (h->uidvalidity == 0 || h->next_uid == 0 || h->nmsgs > MAILDIR_INDEX_MAX_MSGS ||
+	    h->path_len > MAILDIR_INDEX_MAX_PATH)
+		return -1;
+	if (hdr_only)
+		return 0;
+	want = (uint64_t)MAILDIR_INDEX_HDR_LEN + h->path_len +
+	       (uint64_t)h->nmsgs * MAILDIR_INDEX_REC_LEN + h->names_len;
+	if (want != (uint64_t)len || index_crc(p, len) != get32(p + H_CRC))
+		return -1;
+	v->path = (const char *)p + MAILDIR_INDEX_HDR_LEN;
+	v->recs = p + MAILDIR_INDEX_HDR_LEN + h->path_len;
+	v->names = (const char *)v->recs + (size_t)h->nmsgs * MAILDIR_INDEX_REC_LEN;
+	for (i = 0; i < h->nmsgs; i++) {
+		struct maildir_index_rec r;
+		const char *n;
+
+		maildir_index_get(v, i, &r);
+		if (r.uid <= prev || r.uid >= h->next_uid || r.flags > 0x3f || r.in_new > 1 ||
+		    r.size < -1 || r.name_len == 0 || r.name_len > MAILDIR_NAME_MAX ||
+		    (uint64_t)r.name_off + r.name_len >= h->names_len)
+			return -1;
+		n = v->names + r.name_off;
+		if (n[r.name_len] != '\0' || memchr(n, '\0', r.name_len) != NULL ||
+		    memchr(n, '/', r.name_len) != NULL || n[0] == '.')
+			return -1;
+		prev = r.uid;
+	}
+	return 0;
+}
+
+void maildir_index_get(const struct maildir_index_view *v, size_t i, struct maildir_index_rec *r)
+{
+	const unsigned char *p = v->recs + i * MAILDIR_INDEX_REC_LEN;
+
+	r->uid = get32(p);
+	r->keywords = get32(p + 4);
+	r->name_off = get32(p + 8);
+	r->name_len = (uint16_t)(p[12] | p[13] << 8);
+	r->flags = p[14];
+	r->in_new = p[15];
+	r->size = (int64_t)get64(p + 16);
+}
+
+int maildir_index_format(const struct maildir_index_hdr *h, const char *path,
+			 const struct maildir_msg *msgs, size_t n,
+			 void **out, size_t *outlen)
+{
+	size_t plen = strlen(path), names = 0, i, len, off;
+	unsigned char *buf, *rec;
+	char *nm;
+
+	*out = NULL;
+	if (n > MAILDIR_INDEX_MAX_MSGS || plen > MAILDIR_INDEX_MAX_PATH)
+		return -1;
+	for (i = 0; i < n; i++) {
+		size_t l = strlen(msgs[i].fname);
+
+		if (l == 0 || l > MAILDIR_NAME_MAX)
+			return -1;
+		names += l + 1;
+	}
+	if (names > UINT32_MAX)
+		return -1;
+	len = MAILDIR_INDEX_HDR_LEN + plen + n * MAILDIR_INDEX_REC_LEN + names;
+	buf = calloc(1, len);
+	if (buf == NULL)
+		return -1;
+	memcpy(buf + H_MAGIC, index_magic, 8);
+	put32(buf + H_HDRLEN, MAILDIR_INDEX_HDR_LEN);
+	put32(buf + H_UIDVALIDITY, h->uidvalidity);
+	put32(buf + H_NEXTUID, h->next_uid);
+	put32(buf + H_NMSGS, (uint32_t)n);
+	put32(buf + H_NAMESLEN, (uint32_t)names);
+	put32(buf + H_PATHLEN, (uint32_t)plen);
+	put64(buf + H_SCAN, (uint64_t)h->scan_started);
+	put_stamp(buf + H_STAMPS, &h->new_st);
+	put_stamp(buf + H_STAMPS + STAMP_LEN, &h->cur_st);
+	put_stamp(buf + H_STAMPS + 2 * STAMP_LEN, &h->ul_st);
+	memcpy(buf + MAILDIR_INDEX_HDR_LEN, path, plen);
+	rec = buf + MAILDIR_INDEX_HDR_LEN + plen;
+	nm = (char *)rec + n * MAILDIR_INDEX_REC_LEN;
+	for (i = 0, off = 0; i < n; i++, rec += MAILDIR_INDEX_REC_LEN) {
+		const struct maildir_msg *m = &msgs[i];
+		size_t l = strlen(m->fname);
+
+		put32(rec, m->uid);
+		put32(rec + 4, m->keywords);
+		put32(rec + 8, (uint32_t)off);
+		rec[12] = (unsigned char)l;
+		rec[13] = (unsigned char)(l >> 8);
+		rec[14] = (unsigned char)m->flags;
+		rec[15] = (unsigned char)m->in_new;
+		put64(rec + 16, (uint64_t)(m->size < 0 ? -1 : m->size));
+		memcpy(nm + off, m->fname, l + 1);
+		off += l + 1;
+	}
+	put32(buf + H_CRC, index_crc(buf, len));
+	*out = buf;
+	*outlen = len;
+	return 0;
+}
+
+/* ---- files -------------------------------------------------------------- */
+
+void maildir_stamp_of(const char *folder, const char *name, struct maildir_stamp *st)
+{
+	char path[PATH_BUF];
+	struct stat sb;
+
+	memset(st, 0, sizeof(*st));
+	snprintf(path, sizeof(path), "%s/%s", folder, name);
+	if (stat(path, &sb) == 0) {
+		st->dev = (uint64_t)sb.st_dev;
+		st->ino = (uint64_t)sb.st_ino;
+		st->size = (uint64_t)sb.st_size;
+		st->mtime_sec = (int64_t)sb.st_mtim.tv_sec;
+		st->mtime_nsec = (int64_t)sb.st_mtim.tv_nsec;
+	}
+}
+
+static int stamp_eq(const struct maildir_stamp *a, const struct maildir_stamp *b)
+{
+	return a->dev == b->dev && a->ino == b->ino && a->size == b->size &&
+	       a->mtime_sec == b->mtime_sec && a->mtime_nsec == b->mtime_nsec;
+}
+
+/* FNV-1a, 64 bits: names the index of a folder in index_dir. */
+static uint64_t path_hash(const char *s)
+{
+	uint64_t h = 0xcbf29ce484222325ULL;
+
+	for (; *s != '\0'; s++) {
+		h ^= (unsigned char)*s;
+		h *= 0x100000001b3ULL;
+	}
+	return h;
+}
+
+/* The folder path the index records: absolute when in index_dir. */
+static const char *key_path(const struct maildir_folder *f, char *buf)
+{
+	if (index_dir == NULL)
+		return f->path;
+	return realpath(f->path, buf) != NULL ? buf : f->path;
+}
+
+int maildir_index_path(const struct maildir_folder *f, char *out, size_t outlen)
+{
+	char abs[PATH_MAX];
+	int w;
+
+	if (index_dir == NULL)
+		w = snprintf(out, outlen, "%s/" MAILDIR_INDEX_NAME, f->path);
+	else
+		w = snprintf(out, outlen, "%s/%016llx.index", index_dir,
+			     (unsigned long long)path_hash(key_path(f, abs)));
+	return w < 0 || (size_t)w >= outlen ? -1 : 0;
+}
+
+/* 1 if a scan started at T saw every change of a directory stamped ST. */
+static int settled(int64_t t, const struct maildir_stamp *st)
+{
+	return t > st->mtime_sec + 1;
+}
+
+static int read_at(int fd, void *buf, size_t len, off_t off)
+{
+	size_t done = 0;
+
+	while (done < len) {
+		ssize_t n = pread(fd, (char *)buf + done, len - done, off + (off_t)done);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return -1;
+		done += (size_t)n;
+	}
+	return 0;
+}
+
+static int in_names(const struct maildir_folder *f, const char *p)
+{
+	return f->names != NULL && (uintptr_t)p >= (uintptr_t)f->names &&
+	       (uintptr_t)p < (uintptr_t)f->names + f->names_len;
+}
+
+void maildir_msgs_free(struct maildir_folder *f)
+{
+	for (size_t i = 0; i < f->nmsgs; i++)
+		if (!in_names(f, f->msgs[i].fname))
+			free(f->msgs[i].fname);
+	free(f->msgs);
+	free(f->names);
+	f->msgs = NULL;
+	f->names = NULL;
+	f->nmsgs = f->names_len = 0;
+}
+
+int maildir_msg_set_name(struct maildir_folder *f, struct maildir_msg *m, const char *name)
+{
+	char *n = NULL;
+
+	if (name != NULL && (n = strdup(name)) == NULL)
+		return -1;
+	if (!in_names(f, m->fname))
+		free(m->fname);
+	m->fname = n;
+	return 0;
+}
+
+int maildir_index_load(struct maildir_folder *f)
+{
+	char path[PATH_BUF], abs[PATH_MAX];
+	struct maildir_stamp sn, sc, su;
+	struct maildir_index_view v;
+	unsigned char hdr[MAILDIR_INDEX_HDR_LEN];
+	unsigned char *buf = NULL;
+	struct maildir_msg *msgs = NULL;
+	char *names = NULL;
+	const char *kp;
+	struct stat sb;
+	size_t i;
+	int fd, ok = -1;
+
+	if (index_off || maildir_index_path(f, path, sizeof(path)) < 0)
+		return -1;
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0)
+		return -1;
+	if (fstat(fd, &sb) < 0 || !S_ISREG(sb.st_mode) || sb.st_size < MAILDIR_INDEX_HDR_LEN ||
+	    (unsigned long long)sb.st_size > ((size_t)1 << 31) ||
+	    read_at(fd, hdr, sizeof(hdr), 0) < 0 || maildir_index_parse(hdr, sizeof(hdr), 1, &v) < 0)
+		goto out;
+	maildir_stamp_of(f->path, "new", &sn);
+	maildir_stamp_of(f->path, "cur", &sc);
+	maildir_stamp_of(f->path, UIDLIST_NAME, &su);
+	if (sc.ino == 0 || su.ino == 0 ||
+	    !stamp_eq(&sn, &v.hdr.new_st) || !stamp_eq(&sc, &v.hdr.cur_st) ||
+	    !stamp_eq(&su, &v.hdr.ul_st) || !settled(v.hdr.scan_started, &sn) ||
+	    !settled(v.hdr.scan_started, &sc) || !settled(v.hdr.scan_started, &su))
+		goto out;
+	buf = malloc((size_t)sb.st_size);
+	if (buf == NULL || read_at(fd, buf, (size_t)sb.st_size, 0) < 0 ||
+	    maildir_index_parse(buf, (size_t)sb.st_size, 0, &v) < 0) {
+		log_debug("maildir-index", "file=%s result=invalid", log_q(path));
+		goto out;
+	}
+	kp = key_path(f, abs);
+	if (v.hdr.path_len != strlen(kp) || memcmp(v.path, kp, v.hdr.path_len) != 0)
+		goto out;	/* another folder's index (hash collision, moved folder) */
+	names = malloc(v.hdr.names_len ? v.hdr.names_len : 1);
+	msgs = calloc(v.hdr.nmsgs ? v.hdr.nmsgs : 1, sizeof(*msgs));
+	if (names == NULL || msgs == NULL)
+		goto out;
+	memcpy(names, v.names, v.hdr.names_len);
+	for (i = 0; i < v.hdr.nmsgs; i++) {
+		struct maildir_index_rec r;
+
+		maildir_index_get(&v, i, &r);
+		msgs[i].uid = r.uid;
+		msgs[i].keywords = r.keywords;
+		msgs[i].fname = names + r.name_off;
+		msgs[i].size = r.size;
+		msgs[i].flags = r.flags;
+		msgs[i].in_new = r.in_new;
+	}
+	maildir_msgs_free(f);
+	f->msgs = msgs;
+	f->nmsgs = v.hdr.nmsgs;
+	f->names = names;
+	f->names_len = v.hdr.names_len;
+	f->uidvalidity = v.hdr.uidvalidity;
+	f->next_uid = v.hdr.next_uid;
+	f->seen_new = sn;
+	f->seen_cur = sc;
+	f->seen_ul = su;
+	f->synced_at = (time_t)v.hdr.scan_started;
+	msgs = NULL;
+	names = NULL;
+	ok = 0;
+out:
+	close(fd);
+	free(msgs);
+	free(names);
+	if (buf != NULL) {
+		size_t big = (size_t)sb.st_size;
+
+		free(buf);
+		if (big >= ((size_t)1 << 20))
+			malloc_trim(0);
+	}
+	return ok;
+}
+
+void maildir_index_save(const struct maildir_folder *f)
+{
+	char path[PATH_BUF + 8], tmp[PATH_BUF + 16], abs[PATH_MAX], err[256];
+	struct maildir_index_hdr h;
+	void *buf;
+	size_t len;
+	int fd;
+
+	if (index_off || maildir_index_path(f, path, sizeof(path)) < 0)
+		return;
+	if (index_dir != NULL && fsutil_mkdir(index_dir, 0700, err, sizeof(err)) != 0) {
+		log_debug("maildir-index", "error=%s", log_q(err));
+		return;
+	}
+	memset(&h, 0, sizeof(h));
+	h.new_st = f->seen_new;
+	h.cur_st = f->seen_cur;
+	h.ul_st = f->seen_ul;
+	h.scan_started = (int64_t)f->synced_at;
+	h.uidvalidity = f->uidvalidity;
+	h.next_uid = f->next_uid;
+	if (maildir_index_format(&h, key_path(f, abs), f->msgs, f->nmsgs, &buf, &len) < 0)
+		return;
+	/* the uidlist lock serialises writers of one folder's index */
+	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (fd < 0) {
+		log_debug("maildir-index", "file=%s error=%s", log_q(tmp), log_q(strerror(errno)));
+	} else {
+		int bad = fsutil_write_all(fd, buf, len) < 0;
+
+		if (close(fd) < 0)
+			bad = 1;
+		if (bad || rename(tmp, path) < 0) {
+			log_debug("maildir-index", "file=%s error=%s", log_q(path),
+				  log_q(strerror(errno)));
+			unlink(tmp);
+		}
+	}
+	free(buf);
+}
