@@ -1,6 +1,7 @@
 /* FETCH attributes: see imap-fetch.h. */
 #include "imap-fetch.h"
 
+#include <ctype.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -144,9 +145,12 @@ static const char *parse_section(const struct imap_arg *a, struct imap_fetch_sec
 				return "Invalid header field name";
 			}
 			s->section.nfields++;
+			/* dovecot echoes field names upper-cased; matching ignores case */
+			for (char *c = fields[i]; *c; c++)
+				*c = (char)toupper((unsigned char)*c);
 			if (i > 0)
 				imap_string_addc(&name, ' ');
-			imap_string_add_astring(&name, f, strlen(f));
+			imap_string_add_astring(&name, fields[i], strlen(fields[i]));
 		}
 		imap_string_addc(&name, ')');
 	}

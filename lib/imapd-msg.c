@@ -16,6 +16,7 @@
 #include "imap-search.h"
 #include "imap-seqset.h"
 #include "mime.h"
+#include "rfc2047.h"
 #include "log.h"
 #include "maildir.h"
 #include "modseq.h"
@@ -1366,7 +1367,7 @@ static int fetch_one(struct imapd *s, size_t idx, const struct imap_fetch *f, in
 				fetch_msg_close(&fm);
 				return -2;
 			}
-			conn_puts(s->conn, "\"\"");	/* a missing part: dovecot answers "" */
+			conn_puts(s->conn, "{0}\r\n");	/* a missing part: empty, as dovecot */
 			continue;
 		}
 		conn_printf(s->conn, "{%zu}\r\n", body->len);
@@ -1562,7 +1563,9 @@ struct search_ctx {
 	const struct imapd_msg *m;
 	struct fetch_msg fm;
 	int opened;		/* 1 ok, -1 failed */
+	char *hbuf;		/* HBUF_SIZE bytes for a decoded header value, shared */
 };
+#define HBUF_SIZE 8192
 
 static int search_open(struct search_ctx *c)
 {
@@ -1585,10 +1588,17 @@ static int search_has_keyword(void *ctx, const char *kw)
 static const char *search_header(void *ctx, const char *name, unsigned n, size_t *len)
 {
 	struct search_ctx *c = ctx;
+	const char *v;
+	size_t vlen;
 
 	if (n > 0 || !search_open(c))
 		return NULL;
-	return mime_header_get(c->fm.mime, c->fm.mime->root, name, len);
+	v = mime_header_get(c->fm.mime, c->fm.mime->root, name, &vlen);
+	if (v == NULL)
+		return NULL;
+	/* match the decoded text, as dovecot does: "=?UTF-8?B?...?=" subjects */
+	*len = rfc2047_decode(v, vlen, c->hbuf, HBUF_SIZE);
+	return c->hbuf;
 }
 
 static int search_contains(void *ctx, const char *needle, int text)
@@ -1645,6 +1655,7 @@ void imapd_cmd_search(struct imapd *s, const struct imap_command *cmd)
 	struct imap_search *q;
 	const char *perr = NULL;
 	uint32_t *found;
+	char *hbuf;
 	int badcharset = 0, esearch = 0, ret = 0, need_file = 0, need_size = 0, use_modseq = 0;
 	uint64_t max_modseq = 0;
 	struct imap_string *o = &s->out;
@@ -1694,14 +1705,17 @@ void imapd_cmd_search(struct imapd *s, const struct imap_command *cmd)
 	if (use_modseq)
 		s->enabled |= IMAPD_EN_CONDSTORE;
 	found = malloc((sel->n ? sel->n : 1) * sizeof(*found));
-	if (found == NULL) {
+	hbuf = malloc(HBUF_SIZE);
+	if (found == NULL || hbuf == NULL) {
+		free(found);
+		free(hbuf);
 		imap_search_free(q);
 		imapd_tagged(s, cmd->tag, "NO [SERVERBUG] Out of memory.");
 		return;
 	}
 	for (size_t i = 0; i < sel->n; i++) {
 		const struct imapd_msg *m = &sel->view[i];
-		struct search_ctx c = { .s = s, .m = m, .fm = { .fd = -1 } };
+		struct search_ctx c = { .s = s, .m = m, .fm = { .fd = -1 }, .hbuf = hbuf };
 		struct imap_search_msg sm = {
 			.ctx = &c, .seq = (uint32_t)(i + 1), .uid = m->uid,
 			.max_seq = (uint32_t)sel->n, .max_uid = sel->view[sel->n - 1].uid,
@@ -1757,6 +1771,7 @@ void imapd_cmd_search(struct imapd *s, const struct imap_command *cmd)
 			imap_string_addf(o, " MODSEQ %llu", (unsigned long long)max_modseq);
 	}
 	free(found);
+	free(hbuf);
 	if (o->failed) {
 		imapd_tagged(s, cmd->tag, "NO [SERVERBUG] Result too large.");
 		return;
