@@ -62,6 +62,7 @@ static int load_config(const struct opts *o, struct config **cfg)
 
 	if (r != 0)
 		return fail(r, "config", err);
+	maildir_set_index_dir((*cfg)->index_dir);	/* NULL: an index file per folder */
 	return 0;
 }
 

@@ -24,7 +24,7 @@ static const char index_magic[8] = { 'M', 'K', 'I', 'N', 'D', 'E', 'X', '1' };
 enum {
 	H_MAGIC = 0, H_CRC = 8, H_HDRLEN = 12, H_UIDVALIDITY = 16, H_NEXTUID = 20,
 	H_NMSGS = 24, H_NAMESLEN = 28, H_PATHLEN = 32, H_SCAN = 40, H_STAMPS = 48,
-	STAMP_LEN = 40,
+	STAMP_LEN = 56,
 };
 
 static char *index_dir;		/* maildir_set_index_dir(); NULL: in the folder */
@@ -72,6 +72,8 @@ static void put_stamp(unsigned char *p, const struct maildir_stamp *st)
 	put64(p + 16, st->size);
 	put64(p + 24, (uint64_t)st->mtime_sec);
 	put64(p + 32, (uint64_t)st->mtime_nsec);
+	put64(p + 40, (uint64_t)st->ctime_sec);
+	put64(p + 48, (uint64_t)st->ctime_nsec);
 }
 
 static void get_stamp(const unsigned char *p, struct maildir_stamp *st)
@@ -81,33 +83,35 @@ static void get_stamp(const unsigned char *p, struct maildir_stamp *st)
 	st->size = get64(p + 16);
 	st->mtime_sec = (int64_t)get64(p + 24);
 	st->mtime_nsec = (int64_t)get64(p + 32);
+	st->ctime_sec = (int64_t)get64(p + 40);
+	st->ctime_nsec = (int64_t)get64(p + 48);
 }
 
-static uint32_t index_crc(const unsigned char *buf, size_t len)
+static uint32_t crc_more(uint32_t c, const unsigned char *p, size_t len)
 {
-	uLong c = crc32(0L, Z_NULL, 0);
-	size_t off = H_HDRLEN;
-
 	/* zlib's length is a uInt: feed big buffers in pieces */
-	while (off < len) {
-		size_t n = len - off > (1u << 30) ? (1u << 30) : len - off;
+	while (len > 0) {
+		size_t n = len > (1u << 30) ? (1u << 30) : len;
 
-		c = crc32(c, buf + off, (uInt)n);
-		off += n;
+		c = (uint32_t)crc32(c, p, (uInt)n);
+		p += n;
+		len -= n;
 	}
-	return (uint32_t)c;
+	return c;
 }
 
-int maildir_index_parse(const void *buf, size_t len, int hdr_only,
-			struct maildir_index_view *v)
+/* CRC-32 of everything after the CRC field. */
+static uint32_t index_crc(const unsigned char *head, size_t headlen, const char *names,
+			  size_t names_len)
 {
-	const unsigned char *p = buf;
-	struct maildir_index_hdr *h = &v->hdr;
-	uint64_t want;
-	uint32_t prev = 0;
-	size_t i;
+	uint32_t c = (uint32_t)crc32(0L, Z_NULL, 0);
 
-	memset(v, 0, sizeof(*v));
+	c = crc_more(c, head + H_HDRLEN, headlen - H_HDRLEN);
+	return crc_more(c, (const unsigned char *)names, names_len);
+}
+
+static int parse_hdr(const unsigned char *p, size_t len, struct maildir_index_hdr *h)
+{
 	if (len < MAILDIR_INDEX_HDR_LEN || memcmp(p + H_MAGIC, index_magic, 8) != 0 ||
 	    get32(p + H_HDRLEN) != MAILDIR_INDEX_HDR_LEN)
 		return -1;
@@ -123,15 +127,29 @@ int maildir_index_parse(const void *buf, size_t len, int hdr_only,
 	if (h->uidvalidity == 0 || h->next_uid == 0 || h->nmsgs > MAILDIR_INDEX_MAX_MSGS ||
 	    h->path_len > MAILDIR_INDEX_MAX_PATH)
 		return -1;
-	if (hdr_only)
-		return 0;
-	want = (uint64_t)MAILDIR_INDEX_HDR_LEN + h->path_len +
-	       (uint64_t)h->nmsgs * MAILDIR_INDEX_REC_LEN + h->names_len;
-	if (want != (uint64_t)len || index_crc(p, len) != get32(p + H_CRC))
+	return 0;
+}
+
+size_t maildir_index_head_len(const struct maildir_index_hdr *h)
+{
+	return MAILDIR_INDEX_HDR_LEN + (size_t)h->path_len + (size_t)h->nmsgs * MAILDIR_INDEX_REC_LEN;
+}
+
+int maildir_index_parse_split(const void *head, size_t headlen, const char *names,
+			      size_t names_len, struct maildir_index_view *v)
+{
+	const unsigned char *p = head;
+	struct maildir_index_hdr *h = &v->hdr;
+	uint32_t prev = 0;
+	size_t i;
+
+	memset(v, 0, sizeof(*v));
+	if (parse_hdr(p, headlen, h) < 0 || headlen != maildir_index_head_len(h) ||
+	    names_len != h->names_len || index_crc(p, headlen, names, names_len) != get32(p + H_CRC))
 		return -1;
 	v->path = (const char *)p + MAILDIR_INDEX_HDR_LEN;
 	v->recs = p + MAILDIR_INDEX_HDR_LEN + h->path_len;
-	v->names = (const char *)v->recs + (size_t)h->nmsgs * MAILDIR_INDEX_REC_LEN;
+	v->names = names;
 	for (i = 0; i < h->nmsgs; i++) {
 		struct maildir_index_rec r;
 		const char *n;
@@ -148,6 +166,22 @@ int maildir_index_parse(const void *buf, size_t len, int hdr_only,
 		prev = r.uid;
 	}
 	return 0;
+}
+
+int maildir_index_parse(const void *buf, size_t len, int hdr_only,
+			struct maildir_index_view *v)
+{
+	size_t head;
+
+	memset(v, 0, sizeof(*v));
+	if (parse_hdr(buf, len, &v->hdr) < 0)
+		return -1;
+	if (hdr_only)
+		return 0;
+	head = maildir_index_head_len(&v->hdr);
+	if (head > len)
+		return -1;
+	return maildir_index_parse_split(buf, head, (const char *)buf + head, len - head, v);
 }
 
 void maildir_index_get(const struct maildir_index_view *v, size_t i, struct maildir_index_rec *r)
@@ -216,7 +250,7 @@ int maildir_index_format(const struct maildir_index_hdr *h, const char *path,
 		memcpy(nm + off, m->fname, l + 1);
 		off += l + 1;
 	}
-	put32(buf + H_CRC, index_crc(buf, len));
+	put32(buf + H_CRC, index_crc(buf, len - names, nm, names));
 	*out = buf;
 	*outlen = len;
 	return 0;
@@ -237,13 +271,14 @@ void maildir_stamp_of(const char *folder, const char *name, struct maildir_stamp
 		st->size = (uint64_t)sb.st_size;
 		st->mtime_sec = (int64_t)sb.st_mtim.tv_sec;
 		st->mtime_nsec = (int64_t)sb.st_mtim.tv_nsec;
+		st->ctime_sec = (int64_t)sb.st_ctim.tv_sec;
+		st->ctime_nsec = (int64_t)sb.st_ctim.tv_nsec;
 	}
 }
 
 static int stamp_eq(const struct maildir_stamp *a, const struct maildir_stamp *b)
 {
-	return a->dev == b->dev && a->ino == b->ino && a->size == b->size &&
-	       a->mtime_sec == b->mtime_sec && a->mtime_nsec == b->mtime_nsec;
+	return memcmp(a, b, sizeof(*a)) == 0;
 }
 
 /* FNV-1a, 64 bits: names the index of a folder in index_dir. */
@@ -342,7 +377,7 @@ int maildir_index_load(struct maildir_folder *f)
 	char *names = NULL;
 	const char *kp;
 	struct stat sb;
-	size_t i;
+	size_t i, head = 0;
 	int fd, ok = -1;
 
 	if (index_off || maildir_index_path(f, path, sizeof(path)) < 0)
@@ -362,20 +397,23 @@ int maildir_index_load(struct maildir_folder *f)
 	    !stamp_eq(&su, &v.hdr.ul_st) || !settled(v.hdr.scan_started, &sn) ||
 	    !settled(v.hdr.scan_started, &sc) || !settled(v.hdr.scan_started, &su))
 		goto out;
-	buf = malloc((size_t)sb.st_size);
-	if (buf == NULL || read_at(fd, buf, (size_t)sb.st_size, 0) < 0 ||
-	    maildir_index_parse(buf, (size_t)sb.st_size, 0, &v) < 0) {
+	/* the names are read straight into the block the messages keep */
+	head = maildir_index_head_len(&v.hdr);
+	if ((uint64_t)head + v.hdr.names_len != (uint64_t)sb.st_size)
+		goto out;
+	buf = malloc(head);
+	names = malloc(v.hdr.names_len ? v.hdr.names_len : 1);
+	msgs = calloc(v.hdr.nmsgs ? v.hdr.nmsgs : 1, sizeof(*msgs));
+	if (buf == NULL || names == NULL || msgs == NULL ||
+	    read_at(fd, buf, head, 0) < 0 || read_at(fd, names, v.hdr.names_len, (off_t)head) < 0)
+		goto out;
+	if (maildir_index_parse_split(buf, head, names, v.hdr.names_len, &v) < 0) {
 		log_debug("maildir-index", "file=%s result=invalid", log_q(path));
 		goto out;
 	}
 	kp = key_path(f, abs);
 	if (v.hdr.path_len != strlen(kp) || memcmp(v.path, kp, v.hdr.path_len) != 0)
 		goto out;	/* another folder's index (hash collision, moved folder) */
-	names = malloc(v.hdr.names_len ? v.hdr.names_len : 1);
-	msgs = calloc(v.hdr.nmsgs ? v.hdr.nmsgs : 1, sizeof(*msgs));
-	if (names == NULL || msgs == NULL)
-		goto out;
-	memcpy(names, v.names, v.hdr.names_len);
 	for (i = 0; i < v.hdr.nmsgs; i++) {
 		struct maildir_index_rec r;
 
@@ -405,13 +443,9 @@ out:
 	close(fd);
 	free(msgs);
 	free(names);
-	if (buf != NULL) {
-		size_t big = (size_t)sb.st_size;
-
-		free(buf);
-		if (big >= ((size_t)1 << 20))
-			malloc_trim(0);
-	}
+	free(buf);
+	if (head >= ((size_t)1 << 20))
+		malloc_trim(0);
 	return ok;
 }
 

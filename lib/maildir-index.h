@@ -32,7 +32,7 @@
 #include "maildir.h"
 
 #define MAILDIR_INDEX_NAME "mailkeep-index"
-#define MAILDIR_INDEX_HDR_LEN 168
+#define MAILDIR_INDEX_HDR_LEN 216
 #define MAILDIR_INDEX_REC_LEN 24
 #define MAILDIR_INDEX_MAX_MSGS 10000000u
 #define MAILDIR_INDEX_MAX_PATH 4096u
@@ -73,6 +73,12 @@ struct maildir_index_view {
  */
 int maildir_index_parse(const void *buf, size_t len, int hdr_only,
 			struct maildir_index_view *v);
+
+/* The same over a file read in two parts: header, path and records, then names. */
+int maildir_index_parse_split(const void *head, size_t headlen, const char *names,
+			      size_t names_len, struct maildir_index_view *v);
+/* Bytes of header, path and records for a parsed header. */
+size_t maildir_index_head_len(const struct maildir_index_hdr *h);
 
 /* Record I of a parsed view (I < hdr.nmsgs). */
 void maildir_index_get(const struct maildir_index_view *v, size_t i,

@@ -344,8 +344,7 @@ static int lock_folder(const struct maildir_folder *f, struct dotlock **lk,
 
 static int stamp_eq(const struct maildir_stamp *a, const struct maildir_stamp *b)
 {
-	return a->dev == b->dev && a->ino == b->ino && a->size == b->size &&
-	       a->mtime_sec == b->mtime_sec && a->mtime_nsec == b->mtime_nsec;
+	return memcmp(a, b, sizeof(*a)) == 0;
 }
 
 /*

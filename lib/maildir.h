@@ -56,6 +56,7 @@ struct maildir_msg {
 struct maildir_stamp {
 	uint64_t dev, ino, size;
 	int64_t mtime_sec, mtime_nsec;
+	int64_t ctime_sec, ctime_nsec;	/* also catches an mtime set back (rsync -t) */
 };
 
 struct maildir_folder {

@@ -7,7 +7,9 @@
  *   test_maildir deliver DIR COUNT [assign]   COUNT deliveries into DIR
  *   test_maildir flagger DIR SECONDS          toggles \Seen on random UIDs
  */
+#include "fsutil.h"
 #include "maildir.h"
+#include "maildir-index.h"
 #include "maildir-name.h"
 #include "uidlist.h"
 #include "t.h"
@@ -405,6 +407,239 @@ static void test_parallel_writers(void)
 	rmtree(dir);
 }
 
+
+/* ---- the persistent index ---- */
+
+/* Sets the mtime of DIR/NAME SECS seconds back (ctime moves to now). */
+static void age(const char *dir, const char *name, int secs)
+{
+	char p[600];
+	struct timespec ts[2];
+
+	snprintf(p, sizeof(p), "%s/%s", dir, name);
+	clock_gettime(CLOCK_REALTIME, &ts[0]);
+	ts[0].tv_sec -= secs;
+	ts[1] = ts[0];
+	utimensat(AT_FDCWD, p, ts, 0);
+}
+
+static void age_folder(const char *dir, int secs)
+{
+	age(dir, "new", secs);
+	age(dir, "cur", secs);
+	age(dir, UIDLIST_NAME, secs);
+}
+
+/*
+ * Writes F's snapshot with its first message's flags replaced by FLAGS:
+ * a fresh struct that shows FLAGS read the index instead of the disk.
+ */
+static void write_fake_index(const struct maildir_folder *f, unsigned flags)
+{
+	struct maildir_index_hdr h = { 0 };
+	struct maildir_msg *m = malloc(f->nmsgs * sizeof(*m));
+	char path[600];
+	void *buf;
+	size_t len;
+	FILE *fp;
+
+	memcpy(m, f->msgs, f->nmsgs * sizeof(*m));
+	m[0].flags = flags;
+	h.new_st = f->seen_new;
+	h.cur_st = f->seen_cur;
+	h.ul_st = f->seen_ul;
+	h.scan_started = f->synced_at;
+	h.uidvalidity = f->uidvalidity;
+	h.next_uid = f->next_uid;
+	T_EQ(maildir_index_format(&h, f->path, m, f->nmsgs, &buf, &len), 0);
+	snprintf(path, sizeof(path), "%s/" MAILDIR_INDEX_NAME, f->path);
+	fp = fopen(path, "w");
+	fwrite(buf, 1, len, fp);
+	fclose(fp);
+	free(buf);
+	free(m);
+}
+
+/* Flags of UID as a fresh process sees them. */
+static int fresh_flags(const char *dir, uint32_t uid)
+{
+	struct maildir_folder *g;
+	const struct maildir_msg *m;
+	int fl = -1;
+
+	if (maildir_folder_open(dir, &g, err, sizeof(err)) != 0)
+		return -2;
+	if (maildir_folder_sync(g, 0, err, sizeof(err)) == 0 &&
+	    (m = maildir_folder_find(g, uid)) != NULL)
+		fl = (int)m->flags;
+	maildir_folder_free(g);
+	return fl;
+}
+
+static void test_index_reuse(void)
+{
+	char dir[64], path[600], from[700], to[700];
+	struct maildir_commit assign = { .assign_uid = 1 };
+	struct maildir_folder *f, *g;
+	struct stat st;
+	uint32_t uid1 = 0;
+	char fname[256];
+	int i;
+
+	mkfolder(dir);
+	T_EQ(deliver(dir, "one\n", &assign, &uid1, fname), 0);
+	for (i = 0; i < 3; i++)
+		T_EQ(deliver(dir, "more\n", &assign, NULL, NULL), 0);
+	age_folder(dir, 10);
+	T_EQ(maildir_folder_open(dir, &f, err, sizeof(err)), 0);
+	T_EQ(maildir_folder_sync(f, 0, err, sizeof(err)), 0);
+	T_EQ(f->nmsgs, 4);
+	snprintf(path, sizeof(path), "%s/" MAILDIR_INDEX_NAME, dir);
+	T_EQ(stat(path, &st), 0);
+
+	/* a fresh struct gets the same messages, from the index */
+	T_EQ(maildir_folder_open(dir, &g, err, sizeof(err)), 0);
+	T_EQ(maildir_folder_sync(g, 0, err, sizeof(err)), 0);
+	T_EQ(g->nmsgs, 4);
+	T_EQ(g->next_uid, f->next_uid);
+	T_EQ(g->uidvalidity, f->uidvalidity);
+	for (i = 0; i < 4 && g->nmsgs == 4; i++) {
+		T_EQ(g->msgs[i].uid, f->msgs[i].uid);
+		T_STREQ(g->msgs[i].fname, f->msgs[i].fname);
+		T_EQ(g->msgs[i].size, f->msgs[i].size);
+	}
+	/* names from the index can be changed and freed like scanned ones */
+	T_EQ(maildir_msg_set_flags(g, uid1, MAILDIR_FLAG_SEEN, 0, err, sizeof(err)), 0);
+	T_EQ(maildir_msg_expunge(g, g->msgs[1].uid, err, sizeof(err)), 0);
+	maildir_folder_free(g);
+	T_EQ(maildir_folder_sync(f, MAILDIR_SYNC_FORCE, err, sizeof(err)), 0);
+	T_EQ(f->nmsgs, 3);
+	age_folder(dir, 10);
+	T_EQ(maildir_folder_sync(f, MAILDIR_SYNC_FORCE, err, sizeof(err)), 0);
+
+	write_fake_index(f, MAILDIR_FLAG_FLAGGED);
+	T_EQ(fresh_flags(dir, f->msgs[0].uid), MAILDIR_FLAG_FLAGGED);	/* read the index */
+
+	/* another MUA renames a file (no uidlist change): cur/ changed, rescan */
+	snprintf(from, sizeof(from), "%s/cur/%s", dir, f->msgs[0].fname);
+	snprintf(to, sizeof(to), "%s/cur/%.*s:2,RS", dir,
+		 (int)strcspn(f->msgs[0].fname, ":"), f->msgs[0].fname);
+	T_EQ(rename(from, to), 0);
+	T_EQ(fresh_flags(dir, f->msgs[0].uid), MAILDIR_FLAG_REPLIED | MAILDIR_FLAG_SEEN);
+
+	/* ... even when it sets cur/'s mtime back: the ctime moved */
+	T_EQ(maildir_folder_sync(f, MAILDIR_SYNC_FORCE, err, sizeof(err)), 0);
+	age_folder(dir, 10);
+	T_EQ(maildir_folder_sync(f, MAILDIR_SYNC_FORCE, err, sizeof(err)), 0);
+	write_fake_index(f, MAILDIR_FLAG_FLAGGED);
+	T_EQ(rename(to, from), 0);
+	age(dir, "cur", 10);
+	T_EQ(fresh_flags(dir, f->msgs[0].uid), MAILDIR_FLAG_SEEN);
+	maildir_folder_free(f);
+	rmtree(dir);
+}
+
+/* A snapshot whose scan began within a second of a change is not trusted. */
+static void test_index_racy(void)
+{
+	char dir[64];
+	struct maildir_commit assign = { .assign_uid = 1 };
+	struct maildir_folder *f;
+
+	mkfolder(dir);
+	T_EQ(deliver(dir, "one\n", &assign, NULL, NULL), 0);
+	age_folder(dir, 10);
+	age(dir, "cur", 0);	/* changed just now */
+	T_EQ(maildir_folder_open(dir, &f, err, sizeof(err)), 0);
+	T_EQ(maildir_folder_sync(f, 0, err, sizeof(err)), 0);
+	write_fake_index(f, MAILDIR_FLAG_FLAGGED);
+	T_EQ(fresh_flags(dir, f->msgs[0].uid), 0);
+	maildir_folder_free(f);
+	rmtree(dir);
+}
+
+/* Torn, foreign or garbage index files are refused; the folder is scanned. */
+static void test_index_torn(void)
+{
+	char dir[64], path[600];
+	struct maildir_commit assign = { .assign_uid = 1 };
+	struct maildir_folder *f;
+	struct maildir_index_view v;
+	struct stat st;
+	char *buf;
+	size_t len;
+	FILE *fp;
+	int i;
+
+	mkfolder(dir);
+	for (i = 0; i < 5; i++)
+		T_EQ(deliver(dir, "x\n", &assign, NULL, NULL), 0);
+	age_folder(dir, 10);
+	T_EQ(maildir_folder_open(dir, &f, err, sizeof(err)), 0);
+	T_EQ(maildir_folder_sync(f, 0, err, sizeof(err)), 0);
+	write_fake_index(f, MAILDIR_FLAG_FLAGGED);
+	snprintf(path, sizeof(path), "%s/" MAILDIR_INDEX_NAME, dir);
+	T_EQ(fsutil_read_file(path, 1 << 20, &buf, &len, err, sizeof(err)), 0);
+	T_EQ(maildir_index_parse(buf, len, 0, &v), 0);
+	T_EQ(v.hdr.nmsgs, 5);
+	/* every shorter prefix and every single flipped byte is refused */
+	for (size_t k = 0; k < len; k++)
+		T_EQ(maildir_index_parse(buf, k, 0, &v), -1);
+	for (size_t k = 0; k < len; k++) {
+		buf[k] ^= 0x20;
+		if (maildir_index_parse(buf, len, 0, &v) == 0)
+			T_OK(k >= 8 && k < 12 && 0);	/* only the CRC field could hide it */
+		buf[k] ^= 0x20;
+	}
+	/* a torn file on disk: the fresh process scans instead */
+	fp = fopen(path, "w");
+	fwrite(buf, 1, len - 3, fp);
+	fclose(fp);
+	T_EQ(fresh_flags(dir, f->msgs[0].uid), 0);
+	/* the names area altered: CRC */
+	buf[len - 2] = 'Z';
+	fp = fopen(path, "w");
+	fwrite(buf, 1, len, fp);
+	fclose(fp);
+	T_EQ(fresh_flags(dir, f->msgs[0].uid), 0);
+	free(buf);
+	/* garbage */
+	fp = fopen(path, "w");
+	fputs("not an index\n", fp);
+	fclose(fp);
+	T_EQ(fresh_flags(dir, f->msgs[0].uid), 0);
+	T_EQ(stat(path, &st), 0);
+	maildir_folder_free(f);
+	rmtree(dir);
+}
+
+/* With index_dir set, the index lives there, named by the folder's path. */
+static void test_index_dir(void)
+{
+	char dir[64], idx[128], path[600];
+	struct maildir_commit assign = { .assign_uid = 1 };
+	struct maildir_folder *f;
+
+	mkfolder(dir);
+	snprintf(idx, sizeof(idx), "%s/index", dir);
+	T_EQ(deliver(dir, "x\n", &assign, NULL, NULL), 0);
+	maildir_set_index_dir(idx);
+	age_folder(dir, 10);
+	T_EQ(maildir_folder_open(dir, &f, err, sizeof(err)), 0);
+	T_EQ(maildir_folder_sync(f, 0, err, sizeof(err)), 0);
+	T_EQ(count_dir(dir, "index"), 1);
+	snprintf(path, sizeof(path), "%s/" MAILDIR_INDEX_NAME, dir);
+	T_EQ(access(path, F_OK), -1);
+	T_EQ(fresh_flags(dir, f->msgs[0].uid), 0);
+	/* deleting it is fine: rebuilt */
+	rmtree(idx);
+	T_EQ(fresh_flags(dir, f->msgs[0].uid), 0);
+	T_EQ(count_dir(dir, "index"), 1);
+	maildir_set_index_dir(NULL);
+	maildir_folder_free(f);
+	rmtree(dir);
+}
+
 int main(int argc, char **argv)
 {
 	if (argc >= 4 && strcmp(argv[1], "deliver") == 0)
@@ -423,5 +658,9 @@ int main(int argc, char **argv)
 	T_RUN(test_corrupt_uidlist);
 	T_RUN(test_stale_lock);
 	T_RUN(test_parallel_writers);
+	T_RUN(test_index_reuse);
+	T_RUN(test_index_racy);
+	T_RUN(test_index_torn);
+	T_RUN(test_index_dir);
 	return t_done();
 }
