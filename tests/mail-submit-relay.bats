@@ -459,3 +459,36 @@ PY
 	run mail-submit-relay --version
 	assert_success
 }
+
+@test "LDAP users: alice submits, charlie (not in mail_user) gets 535, LDAP down gets 454 4.7.0" {
+	load lib/slapd
+	mk_smtpd_init "$D"
+	mk_slapd_start "$D/slapd"
+	mk_secret "$D/ldap-admin" "$MK_SLAPD_ADMIN_PW"
+	sed -i '/^\[users\]/,/^account = test/d' "$MK_IMAPD_CONF"
+	cat >> "$MK_IMAPD_CONF" <<CONF
+[ldap]
+host = 127.0.0.1
+port = $MK_SLAPD_PORT
+dc_domain = dc=example,dc=com
+admin_name = admin
+admin_password_file = $D/ldap-admin
+account = test
+user_group = mail_user
+timeout = 2
+CONF
+	mk_smtpd_start --no-flush
+	run mk_swaks --to bob@example.com --auth-password "$MK_SLAPD_ALICE_PW"
+	assert_success
+	assert_output --partial "250 2.0.0 Ok: queued as"
+	run mk_swaks --to bob@example.com --auth-user charlie@example.com \
+		--auth-password "$MK_SLAPD_CHARLIE_PW" --from charlie@example.com
+	assert_failure
+	assert_output --partial "535 5.7.8 Error: authentication failed"
+	grep -q 'reason="not in group mail_user"' "$D/smtpd.log"
+	mk_slapd_stop
+	run mk_swaks --to bob@example.com --auth-password "$MK_SLAPD_ALICE_PW"
+	assert_failure
+	assert_output --partial "454 4.7.0"
+	refute_output --partial "535"
+}
