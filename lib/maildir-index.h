@@ -10,8 +10,8 @@
  * set with maildir_set_index_dir() (maildir.h), else <folder>/mailkeep-index
  * (folder names starting "mailkeep-" are refused, and folder deletion
  * removes such files).  Written to a temp file and renamed, without fsync:
- * a torn or foreign file is refused by its length and CRC-32, never
- * trusted.
+ * a torn or foreign file is refused by its length and Adler-32 checksum,
+ * never trusted.
  *
  * A snapshot is trusted only when the scan that made it started more than
  * one second after the last change of new/, cur/ and the uidlist, as
@@ -65,7 +65,7 @@ struct maildir_index_view {
 
 /*
  * Pure parser over buf[0..len), a libFuzzer target: checks the magic,
- * the exact length, the CRC-32 and every record (UIDs ascending and below
+ * the exact length, the checksum and every record (UIDs ascending and below
  * next_uid, names inside the names area, NUL-terminated, 1..255 bytes
  * without '/' or NUL, flags and in_new in range).  Returns 0 and *v, or
  * -1 (no allocation either way).  Only the header is looked at when
@@ -74,9 +74,6 @@ struct maildir_index_view {
 int maildir_index_parse(const void *buf, size_t len, int hdr_only,
 			struct maildir_index_view *v);
 
-/* The same over a file read in two parts: header, path and records, then names. */
-int maildir_index_parse_split(const void *head, size_t headlen, const char *names,
-			      size_t names_len, struct maildir_index_view *v);
 /* Bytes of header, path and records for a parsed header. */
 size_t maildir_index_head_len(const struct maildir_index_hdr *h);
 

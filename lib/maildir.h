@@ -66,8 +66,10 @@ struct maildir_folder {
 	struct maildir_msg *msgs;	/* ascending by uid */
 	size_t nmsgs;
 	int lock_wait;		/* seconds to wait for the lock, default 122 */
-	char *names;		/* one allocation holding the names of msgs */
+	char *names;		/* one block holding the names of msgs */
 	size_t names_len;
+	void *map;		/* the index file mapped, holding names; or NULL */
+	size_t map_len;
 	/* change detection for cheap re-syncs, see folder_unchanged() */
 	struct maildir_stamp seen_new, seen_cur, seen_ul;
 	time_t synced_at;	/* when the scan behind msgs started; 0: never */

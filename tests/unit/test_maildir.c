@@ -588,7 +588,7 @@ static void test_index_torn(void)
 	for (size_t k = 0; k < len; k++) {
 		buf[k] ^= 0x20;
 		if (maildir_index_parse(buf, len, 0, &v) == 0)
-			T_OK(k >= 8 && k < 12 && 0);	/* only the CRC field could hide it */
+			T_OK(k >= 8 && k < 12 && 0);	/* never, not even in the checksum field */
 		buf[k] ^= 0x20;
 	}
 	/* a torn file on disk: the fresh process scans instead */
@@ -596,7 +596,7 @@ static void test_index_torn(void)
 	fwrite(buf, 1, len - 3, fp);
 	fclose(fp);
 	T_EQ(fresh_flags(dir, f->msgs[0].uid), 0);
-	/* the names area altered: CRC */
+	/* the names area altered: checksum */
 	buf[len - 2] = 'Z';
 	fp = fopen(path, "w");
 	fwrite(buf, 1, len, fp);
