@@ -109,6 +109,10 @@ int autoconfig_fetch(const struct autoconfig_fetch_opts *o, const char *url,
 	if (b.too_big || r == CURLE_FILESIZE_EXCEEDED) {
 		snprintf(err, errlen, "response larger than %d bytes", AUTOCONFIG_DOC_MAX);
 		rc = EX_DATAERR;
+	} else if (r == CURLE_PEER_FAILED_VERIFICATION || r == CURLE_SSL_CONNECT_ERROR ||
+		   r == CURLE_SSL_CERTPROBLEM || r == CURLE_SSL_CACERT_BADFILE) {
+		snprintf(err, errlen, "TLS: %s", cerr[0] ? cerr : curl_easy_strerror(r));
+		rc = EX_PROTOCOL;
 	} else if (r != CURLE_OK) {
 		snprintf(err, errlen, "%s", cerr[0] ? cerr : curl_easy_strerror(r));
 		rc = EX_UNAVAILABLE;
@@ -195,6 +199,12 @@ int autoconfig_check(const struct autoconfig_fetch_opts *o, const struct autocon
 
 		if (rc == EX_UNAVAILABLE) {
 			printf("unreachable\t%s\t%s\n", urls[i], flat(err));
+			continue;
+		}
+		if (rc == EX_PROTOCOL) {
+			/* a client refuses the document: as bad as a wrong one */
+			printf("tls\t%s\t%s\n", urls[i], flat(err));
+			bad++;
 			continue;
 		}
 		served++;

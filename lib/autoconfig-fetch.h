@@ -29,8 +29,9 @@ struct autoconfig_fetch_opts {
 /*
  * GETs URL.  Returns 0 with the body (malloc'd, NUL-terminated) in *out
  * and its length in *len on status 200; EX_UNAVAILABLE when the server
- * cannot be reached or its certificate is refused; EX_DATAERR for another
- * status or an over-long body.  err says which.
+ * cannot be reached (or answers 404); EX_PROTOCOL when the TLS handshake
+ * or its certificate is refused; EX_DATAERR for another status or an
+ * over-long body.  err says which.
  */
 int autoconfig_fetch(const struct autoconfig_fetch_opts *o, const char *url,
 		     char **out, size_t *len, char *err, size_t errlen);
@@ -39,11 +40,12 @@ int autoconfig_fetch(const struct autoconfig_fetch_opts *o, const char *url,
  * mail-autoconfig check EMAIL: fetches the URLs a client tries for EMAIL
  * (https://autoconfig.DOMAIN/mail/config-v1.1.xml?emailaddress=EMAIL and
  * https://DOMAIN/.well-known/autoconfig/mail/config-v1.1.xml), and writes
- * one line per URL to stdout ("ok URL", "mismatch URL: what",
- * "invalid URL: why", "unreachable URL: why"; tab-separated).
+ * tab-separated lines to stdout: "ok URL", "mismatch URL WHAT" (one per
+ * difference), "invalid URL WHY", "tls URL WHY" (certificate refused),
+ * "unreachable URL WHY" (no answer, 404).
  * Returns 0 if every document served is valid and agrees with SITE and at
- * least one was served; EX_DATAERR if any disagrees or is invalid;
- * EX_UNAVAILABLE if none could be fetched.
+ * least one was served; EX_DATAERR if any disagrees, is invalid or fails
+ * TLS checks; EX_UNAVAILABLE if none could be fetched.
  */
 int autoconfig_check(const struct autoconfig_fetch_opts *o, const struct autoconfig_site *site,
 		     const char *email);
