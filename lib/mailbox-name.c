@@ -97,6 +97,8 @@ int mutf7_to_utf8(const char *in, char *out, size_t outlen)
 					return -1;
 				} else if (u >= 0x20 && u <= 0x7e) {
 					return -1;	/* must have been written directly */
+				} else if (u == 0) {
+					return -1;	/* would end the C string early */
 				}
 				int r = put_utf8(out, outlen, &o, u);
 				if (r < 0)

@@ -110,6 +110,9 @@ static void test_mutf7_strict(void)
 	T_EQ(mutf7_to_utf8("&3Kc-", out, sizeof(out)), -1);		/* lone low surrogate */
 	T_EQ(mutf7_to_utf8("&APw", out, sizeof(out)), -1);		/* unterminated */
 	T_EQ(mutf7_to_utf8("&APx-", out, sizeof(out)), -1);		/* pad bits set */
+	T_EQ(mutf7_to_utf8("&AAA-", out, sizeof(out)), -1);		/* U+0000 (found by fuzz_mutf7) */
+	T_EQ(mutf7_to_utf8("&AAAOXg-", out, sizeof(out)), -1);	/* ... not only alone */
+	T_EQ(mailbox_name_check("a&AAA-b", out, sizeof(out)), EX_DATAERR);
 	T_EQ(mutf7_to_utf8("&-", out, sizeof(out)), 0);
 	T_STREQ(out, "&");
 	T_EQ(mutf7_to_utf8("a\xc3\xa9", out, sizeof(out)), -1);		/* 8-bit */
