@@ -191,10 +191,19 @@ int autoconfig_autodiscover_request(const char *body, size_t len, char *out, siz
 		goto out;
 	text = xmlNodeGetContent(n);
 	if (text != NULL) {
-		size_t tl = strlen((const char *)text);
+		const char *t = (const char *)text;
+		size_t tl;
 
-		if (tl < cap && autoconfig_email_valid((const char *)text, tl)) {
-			memcpy(out, text, tl + 1);
+		/* pretty-printed requests put blanks around the address */
+		while (*t == ' ' || *t == '\t' || *t == '\r' || *t == '\n')
+			t++;
+		tl = strlen(t);
+		while (tl > 0 && (t[tl - 1] == ' ' || t[tl - 1] == '\t' || t[tl - 1] == '\r' ||
+				  t[tl - 1] == '\n'))
+			tl--;
+		if (tl < cap && autoconfig_email_valid(t, tl)) {
+			memcpy(out, t, tl);
+			out[tl] = '\0';
 			rc = 0;
 		}
 		xmlFree(text);
