@@ -464,6 +464,8 @@ void imapd_cmd_create(struct imapd *s, const struct imap_command *cmd)
 		answer_folder_error(s, cmd->tag, rc, err);
 		return;
 	}
+	if (folder_dir(s->maildir, name, dir, sizeof(dir), err, sizeof(err)) == 0)
+		imapd_recent_init(dir);
 	log_info("create", "user=%s folder=%s", log_q(s->user), log_q(name));
 	imapd_tagged(s, cmd->tag, "OK Create completed.");
 }
@@ -626,8 +628,9 @@ static void select_common(struct imapd *s, const struct imap_command *cmd, int r
 	/* RFC 3501: a failed SELECT leaves no mailbox selected */
 	if (s->sel != NULL) {
 		imapd_select_close(s, 0);
-		if (s->enabled & IMAPD_EN_QRESYNC)
-			imapd_untagged(s, "OK [CLOSED] Previous mailbox closed.");
+		/* required with QRESYNC (RFC 7162 §3.2.11); dovecot always sends it
+		 * and clients ignore response codes they do not know */
+		imapd_untagged(s, "OK [CLOSED] Previous mailbox closed.");
 	}
 	select_open_dir(s, cmd, readonly, &p);
 	imap_seqset_free(&p.known);

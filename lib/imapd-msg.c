@@ -45,6 +45,7 @@ struct imapd_selected {
 	size_t n, cap;
 	uint32_t last_exists;		/* EXISTS last reported */
 	uint32_t last_recent;
+	uint32_t recent_floor;		/* UIDs >= this are \Recent for us (mailkeep-recent) */
 	int watch_fd;
 	struct maildir_keywords kw;
 	int kw_loaded;
@@ -348,11 +349,70 @@ uint64_t imapd_folder_highestmodseq(const char *dir, struct maildir_folder *f)
 	return h;
 }
 
+/*
+ * \Recent (RFC 3501 §2.3.2): a message is recent for the first session that
+ * selects the folder after it arrived.  Dovecot keeps "first recent UID" in
+ * its index; we keep ours in <folder>/mailkeep-recent (decimal).  A folder
+ * created through IMAP starts at 1 (imapd_recent_init); one without the file
+ * (made by another program) counts only new/ as recent, as dovecot does
+ * when it builds a fresh index.  The file is a hint, not mail: replaced
+ * atomically but not fsynced (a lost update only shows a message as recent
+ * twice).
+ */
+static uint32_t recent_floor_read(const char *dir, uint32_t next_uid)
+{
+	char path[4200], buf[32];
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof(path), "%.4100s/mailkeep-recent", dir);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return next_uid;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return next_uid;
+	buf[n] = '\0';
+	return (uint32_t)strtoul(buf, NULL, 10);
+}
+
+void imapd_recent_init(const char *dir)
+{
+	char path[4200];
+	int fd;
+
+	snprintf(path, sizeof(path), "%.4100s/mailkeep-recent", dir);
+	fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return;
+	(void)!write(fd, "1\n", 2);
+	close(fd);
+}
+
+static void recent_floor_write(struct imapd_selected *sel, uint32_t floor)
+{
+	char path[4200], tmp[4300], buf[32];
+	int fd, n;
+
+	if (sel->readonly || floor <= sel->recent_floor)
+		return;
+	sel->recent_floor = floor;
+	snprintf(path, sizeof(path), "%.4100s/mailkeep-recent", sel->dir);
+	snprintf(tmp, sizeof(tmp), "%s.%ld", path, (long)getpid());
+	n = snprintf(buf, sizeof(buf), "%u\n", floor);
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return;
+	if (write(fd, buf, (size_t)n) != n || close(fd) != 0 || rename(tmp, path) != 0)
+		unlink(tmp);
+}
+
 void imapd_select_sync(struct imapd *s, int allow_expunge)
 {
 	struct imapd_selected *sel = s->sel;
 	const struct maildir_folder *f;
-	size_t i, j, k = 0, out, nnew = 0;
+	size_t i, j, k = 0, out, nnew = 0, nrecent = 0;
 	int kw_reloaded = 0, locked, r;
 
 	if (sel == NULL)
@@ -426,7 +486,11 @@ void imapd_select_sync(struct imapd *s, int allow_expunge)
 				continue;
 			struct imapd_msg *m = &sel->view[sel->n++];
 			m->uid = f->msgs[j].uid;
-			m->flags = (uint16_t)(f->msgs[j].flags | IMAPD_FLAG_RECENT);
+			m->flags = (uint16_t)(f->msgs[j].flags |
+					      (m->uid >= sel->recent_floor || f->msgs[j].in_new ?
+					       IMAPD_FLAG_RECENT : 0));
+			if (m->flags & IMAPD_FLAG_RECENT)
+				nrecent++;
 			m->keywords = f->msgs[j].keywords;
 			m->modseq = ms_walk(sel, m->uid, &k, sel->highest);
 			if (m->keywords && !kw_reloaded) {
@@ -440,9 +504,11 @@ void imapd_select_sync(struct imapd *s, int allow_expunge)
 		; /* new keywords show up in FLAGS at the next full sync */
 	else if (kw_reloaded)
 		write_flags_list(s);
+	if (nnew > 0)
+		recent_floor_write(sel, f->next_uid);
 	if (nnew > 0 || sel->n != sel->last_exists) {
 		sel->last_exists = (uint32_t)sel->n;
-		sel->last_recent += (uint32_t)nnew;
+		sel->last_recent += (uint32_t)nrecent;
 		imapd_untagged(s, "%zu EXISTS", sel->n);
 		imapd_untagged(s, "%u RECENT", sel->last_recent);
 	}
@@ -545,11 +611,15 @@ int imapd_select_open(struct imapd *s, const char *tag, const char *name, const 
 		selected_free(sel);
 		return -1;
 	}
+	sel->recent_floor = recent_floor_read(dir, sel->folder->next_uid);
+	st.recent = 0;
 	for (i = 0; i < sel->folder->nmsgs; i++) {
 		const struct maildir_msg *m = &sel->folder->msgs[i];
+		int recent = m->in_new || m->uid >= sel->recent_floor;
 		sel->view[i].uid = m->uid;
 		/* EXAMINE shows \Recent too, as dovecot does; only SELECT claims it */
-		sel->view[i].flags = (uint16_t)(m->flags | (m->in_new ? IMAPD_FLAG_RECENT : 0));
+		sel->view[i].flags = (uint16_t)(m->flags | (recent ? IMAPD_FLAG_RECENT : 0));
+		st.recent += (uint32_t)recent;
 		sel->view[i].keywords = m->keywords;
 		sel->view[i].modseq = ms_walk(sel, m->uid, &k, sel->highest);
 	}
@@ -586,7 +656,8 @@ int imapd_select_open(struct imapd *s, const char *tag, const char *name, const 
 	}
 	imapd_tagged(s, tag, "OK [%s] %s completed", readonly ? "READ-ONLY" : "READ-WRITE",
 		     readonly ? "Examine" : "Select");
-	/* claim \Recent: move new/ to cur/ now that the client knows */
+	/* claim \Recent: later sessions see these as old; move new/ to cur/ */
+	recent_floor_write(sel, sel->folder->next_uid);
 	if (!readonly && st.recent > 0 &&
 	    maildir_folder_sync(sel->folder, MAILDIR_SYNC_MOVE_NEW, err, sizeof(err)) != 0)
 		log_warn("sync", "folder=%s error=%s", log_q(name), log_q(err));

@@ -184,6 +184,9 @@ uint64_t imapd_select_highestmodseq(struct imapd *s);
  */
 uint64_t imapd_folder_highestmodseq(const char *dir, struct maildir_folder *f);
 
+/* Marks a folder created through IMAP: all its arrivals are \Recent until claimed. */
+void imapd_recent_init(const char *dir);
+
 /* Storage name of the selected mailbox. */
 const char *imapd_select_name(struct imapd *s);
 

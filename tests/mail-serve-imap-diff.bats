@@ -29,11 +29,16 @@ setup_file() {
 	mk_dovecot_add_user alice@example.com dovecot-pw "$home"
 	mk_dovecot_start
 	# our server assigns the UIDs first; dovecot reads the same dovecot-uidlist
-	mk_imap_py <<'PY'
+	MK_DOVECOT_PORT=$MK_DOVECOT_PORT mk_imap_py <<'PY'
 m = login()
 for f in ('INBOX', 'Samples'):
     m.select(f)
 m.logout()
+d = imaplib.IMAP4('127.0.0.1', int(os.environ['MK_DOVECOT_PORT']))
+d.login('alice@example.com', 'dovecot-pw')
+for f in ('INBOX', 'Samples'):   # both servers have claimed \Recent once
+    d.select(f)
+d.logout()
 PY
 	export MK_IMAPD_PORT MK_DOVECOT_PORT MK_DOVECOT_DIR MK_DOVECOT_CONF
 }
@@ -143,6 +148,52 @@ FETCH 1 (BOGUS)
 SEARCH BOGUS
 UID FETCH 99999 FLAGS
 EOF2
+	echo "$output"
+	assert_success
+	assert_output --partial identical
+}
+
+@test "write sessions agree: STORE, COPY, MOVE, EXPUNGE, APPEND, CREATE, RENAME, DELETE on two copies of one tree" {
+	src=$(mk_imapd_home alice@example.com)
+	ours=$(mk_imapd_home bob@example.com)
+	peer=$D/peer-home
+	rm -rf "$ours" "$peer"
+	cp -a "$src" "$ours"
+	cp -a "$src" "$peer"
+	chown -R "$MK_TEST_USER" "$ours" "$peer"
+	mk_dovecot_add_user bob-peer@example.com dovecot-pw "$peer"
+	cat > "$BATS_TEST_TMPDIR/script" <<'EOF2'
+SELECT INBOX
+STORE 1:5 +FLAGS (\Flagged)
+STORE 2 -FLAGS (\Seen)
+STORE 3 FLAGS (\Answered $Label)
+UID STORE 6:8 +FLAGS.SILENT (\Deleted)
+FETCH 1:10 (FLAGS)
+SEARCH DELETED
+SEARCH KEYWORD $Label
+CREATE Work
+CREATE Work/Sub/Deep
+UID COPY 4:6 Work
+COPY 1:3 Work/Sub/Deep
+UID MOVE 9:10 Work
+EXPUNGE
+FETCH 1:10 (UID FLAGS)
+APPEND Work (\Seen) "01-Jan-2020 10:00:00 +0000" {46+}\r\nSubject: appended\r\nFrom: a@example.org\r\n\r\nhi\r\n
+STATUS Work (MESSAGES UIDNEXT UNSEEN)
+SELECT Work
+FETCH 1:* (UID FLAGS RFC822.SIZE INTERNALDATE)
+UID SEARCH SEEN
+CLOSE
+LIST "" "*"
+RENAME Work/Sub Other
+LIST "" "*"
+DELETE Other/Deep
+DELETE Work
+DELETE INBOX
+STATUS INBOX (MESSAGES UIDNEXT UNSEEN)
+EOF2
+	run "$MK_PY" "$MK_ROOT/tests/lib/imap-diff.py" "$MK_IMAPD_PORT" "$MK_DOVECOT_PORT" \
+		"bob@example.com,bob-peer@example.com" "$MK_IMAPD_PW" dovecot-pw "$BATS_TEST_TMPDIR/script"
 	echo "$output"
 	assert_success
 	assert_output --partial identical

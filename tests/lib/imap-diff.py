@@ -6,11 +6,16 @@ response code (the human text after it differs, and dovecot adds timings).
 
   imap-diff.py OURS_PORT PEER_PORT USER PW_OURS PW_PEER SCRIPTFILE
 
-SCRIPTFILE: command lines without tags, one per line; "#" comments.
+SCRIPTFILE: command lines without tags, one per line; "#" comments; the
+text \r\n in a line is sent as CRLF (for LITERAL+ APPEND data).
+USER may be "OURS_USER,PEER_USER" when each server has its own copy of the
+tree (write sessions).
 Exit 0 when all agree, 1 with a unified diff of the first differences."""
 import difflib, re, socket, sys
 
-ours, peer, user, pw_ours, pw_peer, script = sys.argv[1:7]
+ours, peer, users, pw_ours, pw_peer, script = sys.argv[1:7]
+user_ours, _, user_peer = users.partition(',')
+user_peer = user_peer or user_ours
 cmds = [l.rstrip('\n') for l in open(script) if l.strip() and not l.startswith('#')]
 
 def skip_value(b, i):
@@ -62,7 +67,7 @@ def sort_fetch(l):
         return l
     return m.group(1) + b' '.join(sorted(items)) + b')\r\n'
 
-def session(port, pw):
+def session(port, user, pw):
     s = socket.create_connection(('127.0.0.1', int(port)), timeout=30)
     f = s.makefile('rb')
     out = []
@@ -71,11 +76,15 @@ def session(port, pw):
         # directory order); our special-use attributes come from the config;
         # we add RFC 5530 codes and HIGHESTMODSEQ (RFC 7162 §3.1.2.1) where
         # dovecot 2.3 omits them before ENABLE
-        lst = sorted(re.sub(rb' ?\\(Sent|Junk|Trash|Drafts|Archive)\b', b'', l)
+        lst = sorted(re.sub(rb' ?\\(Sent|Junk|Trash|Drafts|Archive|Marked|UnMarked)\b', b'', l)
                      for l in lines if l.startswith((b'* LIST', b'* LSUB')))
         rest = [l for l in lines if not l.startswith((b'* LIST', b'* LSUB'))
                 and not l.startswith(b'* OK [HIGHESTMODSEQ')]
-        rest = [re.sub(rb' \[(NONEXISTENT|ALREADYEXISTS)\]$', b'', l) for l in rest]
+        rest = [re.sub(rb' \[(NONEXISTENT|ALREADYEXISTS|CANNOT)\]$', b'', l) for l in rest]
+        # folders created during the session get time-based UIDVALIDITYs
+        rest = [re.sub(rb'(\[(?:COPYUID|APPENDUID|UIDVALIDITY) )\d+', rb'\1V', l) for l in rest]
+        rest = [re.sub(rb'UIDVALIDITY \d+', b'UIDVALIDITY V', l) if l.startswith(b'* STATUS') else l
+                for l in rest]
         rest = [sort_fetch(l) for l in rest]
         return lst + rest
     def readresp(tag):
@@ -100,7 +109,7 @@ def session(port, pw):
     readresp(b'L')
     for i, c in enumerate(cmds):
         tag = b'T%d' % i
-        s.sendall(tag + b' ' + c.encode() + b'\r\n')
+        s.sendall(tag + b' ' + c.encode().replace(b'\\r\\n', b'\r\n') + b'\r\n')
         out.append(b'>>> ' + c.encode() + b'\n')
         for l in normalize(readresp(tag)):
             # dovecot-only noise that RFC 3501 makes optional
@@ -112,8 +121,8 @@ def session(port, pw):
     s.sendall(b'Z LOGOUT\r\n')
     return [x.decode('utf-8', 'backslashreplace') for x in out]
 
-a = session(ours, pw_ours)
-b = session(peer, pw_peer)
+a = session(ours, user_ours, pw_ours)
+b = session(peer, user_peer, pw_peer)
 if a == b:
     print('identical: %d commands, %d response lines' % (len(cmds), len(a)))
     sys.exit(0)
