@@ -481,7 +481,8 @@ static int do_select(struct fctx *c)
 	}
 	if (rc != 0)
 		return rc;
-	qsort(c->rm, c->nrm, sizeof(c->rm[0]), rm_cmp);
+	if (c->nrm > 1)
+		qsort(c->rm, c->nrm, sizeof(c->rm[0]), rm_cmp);
 	{	/* drop duplicates (a message both changed and new): last wins */
 		size_t i, o = 0;
 
@@ -1248,8 +1249,10 @@ int sync_folder(struct sync_run *run, const struct sync_rfolder *rf, char *err, 
 				goto out;
 			}
 		}
-		qsort(c->rnew, c->nrnew, sizeof(c->rnew[0]), key_cmp);
-		qsort(lnew, nlnew, sizeof(lnew[0]), key_cmp);
+		if (c->nrnew > 1)
+			qsort(c->rnew, c->nrnew, sizeof(c->rnew[0]), key_cmp);
+		if (nlnew > 1)
+			qsort(lnew, nlnew, sizeof(lnew[0]), key_cmp);
 		while (a < c->nrnew && b < nlnew) {
 			int r = strcmp(c->rnew[a].key, lnew[b].key);
 

@@ -89,6 +89,8 @@ void sync_state_sort(struct sync_state *st)
 {
 	size_t i, o = 0;
 
+	if (st->npairs < 2)
+		return;
 	qsort(st->pairs, st->npairs, sizeof(st->pairs[0]), pair_cmp);
 	for (i = 0; i < st->npairs; i++)
 		if (o == 0 || st->pairs[o - 1].ruid != st->pairs[i].ruid)
