@@ -413,8 +413,9 @@ int main(int argc, char **argv)
 		usage(stderr);
 		return EX_USAGE;
 	}
-	if ((strcmp(cmd, "ensure") == 0 || (strcmp(cmd, "create") == 0 && o.special_use)) &&
-	    (r = load_config(&o, &cfg)) != 0)
+	/* an explicit -c also counts with -d HOME: it may name an index_dir */
+	if ((strcmp(cmd, "ensure") == 0 || (strcmp(cmd, "create") == 0 && o.special_use) ||
+	     o.config != NULL) && (r = load_config(&o, &cfg)) != 0)
 		return r;
 	if ((r = resolve_root(&o, &cfg, root, sizeof(root))) != 0) {
 		config_free(cfg);

@@ -233,3 +233,90 @@ $T/state"
 	[ "$(tree_sum "$M")" = "$before" ]
 	[ ! -e "$H/escape" ] && [ ! -e "$T/home/b" ]
 }
+
+# "uid base" of every record of DIR's uidlist, sorted by UID.
+uid_bases() {
+	tail -n +2 "$1/dovecot-uidlist" | sed -E 's/^([0-9]+) [^:]*:([^:]*).*$/\1 \2/' | sort -n
+}
+
+@test "kill -9 during deliveries and syncs: every file gets a UID, none reused, no partial file" {
+	mail-folders -d "$H" create Crash
+	D=$M/Crash
+	: > "$T/seen"
+	for round in $(seq 1 12); do
+		mode=assign
+		[ $((round % 3)) -eq 0 ] && mode=""	# these leave the numbering to a sync
+		"$HELPER" deliver "$D" 400 $mode &
+		writer=$!
+		mail-folders -d "$H" status Crash >/dev/null 2>&1 &
+		syncer=$!
+		sleep "0.$((RANDOM % 40 + 5))"
+		kill -9 "$writer" "$syncer" 2>/dev/null || true
+		wait "$writer" "$syncer" 2>/dev/null || true
+		# the next sync (a dead process's lock is stale at once) must succeed
+		run mail-folders -d "$H" status Crash
+		assert_success
+		uid_bases "$D" > "$T/now"
+		# no UID twice, and a UID once given keeps naming the same file
+		[ -z "$(cut -d' ' -f1 "$T/now" | uniq -d)" ]
+		[ -z "$(cut -d' ' -f2 "$T/now" | sort | uniq -d)" ]
+		join "$T/seen" "$T/now" | awk '$2 != $3 { print "UID " $1 " reused: " $2 " then " $3; bad = 1 } END { exit bad }'
+		sort -m "$T/seen" "$T/now" | sort -n -u > "$T/seen.new" && mv "$T/seen.new" "$T/seen"
+	done
+	# every visible file has a record; the uidlist has no record without a file
+	diff <(find "$D/cur" "$D/new" -type f -printf '%f\n' | sed 's/:.*//' | sort) \
+		<(cut -d' ' -f2 "$T/now" | sort)
+	# no half-written visible file: each one has the size its name promises
+	find "$D/cur" "$D/new" -type f -printf '%s %f\n' | awk '{
+		if (match($2, /,S=[0-9]+/)) { s = substr($2, RSTART + 3, RLENGTH - 3); if (s != $1) { print "partial: " $2; bad = 1 } }
+		else { print "no S=: " $2; bad = 1 } } END { exit bad }'
+	# the next UID (header N, which appends let lag, or last + 1) is above every UID given
+	n=$(head -1 "$D/dovecot-uidlist" | sed -E 's/.* N([0-9]+).*/\1/')
+	last=$(tail -1 "$T/now" | cut -d' ' -f1)
+	[ $((n > last ? n : last + 1)) -gt "$(tail -1 "$T/seen" | cut -d' ' -f1)" ]
+	# the persistent index says what a full rescan says
+	with_index=$(mail-folders -d "$H" status Crash)
+	rm -f "$D/mailkeep-index"
+	[ "$(mail-folders -d "$H" status Crash)" = "$with_index" ]
+	# and dovecot reads the folder the same way
+	mk_dovecot_own "$H"
+	start_dovecot
+	[ "$(dove_status Crash)" = "$(our_status Crash)" ]
+}
+
+@test "the folder index follows changes made by dovecot (flag renames without a uidlist change)" {
+	mail-folders -d "$H" create Idx
+	"$HELPER" deliver "$M/Idx" 20 assign
+	touch -d '1 minute ago' "$M/Idx/cur" "$M/Idx/new" "$M/Idx/dovecot-uidlist"
+	run mail-folders -d "$H" status Idx
+	assert_output --regexp $'^Idx\t20\t20\t'
+	[ -f "$M/Idx/mailkeep-index" ]
+	mk_dovecot_own "$H"
+	start_dovecot
+	mk_doveadm flags add -u alice '\Seen' mailbox Idx uid 1:5
+	# as the mail user from here: our rewrites must stay readable by dovecot
+	mail-folders() { setpriv --reuid="$MK_TEST_USER" --regid="$MK_TEST_USER" --clear-groups \
+		"$MK_BUILD/bin/mail-folders" "$@"; }
+	run mail-folders -d "$H" status Idx
+	assert_output --regexp $'^Idx\t20\t15\t'
+	mk_doveadm expunge -u alice mailbox Idx uid 6:7
+	run mail-folders -d "$H" status Idx
+	assert_output --regexp $'^Idx\t18\t13\t'
+	[ "$(dove_status Idx)" = "$(our_status Idx)" ]
+	# an index_dir from the config is used instead, and may be deleted
+	cat > "$T/mk.conf" <<CONF
+mail_dir = $T/home
+index_dir = $T/index
+CONF
+	chmod 644 "$T/mk.conf"
+	mkdir "$T/index"
+	chown "$MK_TEST_USER" "$T/index"
+	rm -f "$M/Idx/mailkeep-index"
+	run mail-folders -c "$T/mk.conf" -d "$H" status Idx
+	assert_output --regexp $'^Idx\t18\t13\t'
+	[ ! -e "$M/Idx/mailkeep-index" ]
+	[ "$(find "$T/index" -type f | wc -l)" -eq 1 ]
+	rm -rf "$T/index"
+	run mail-folders -c "$T/mk.conf" -d "$H" status Idx
+	assert_output --regexp $'^Idx\t18\t13\t'
+}
