@@ -63,16 +63,26 @@ struct ctx {
 	int no_flush;
 };
 
-/* After a 250: deliver that message now, in a grandchild that nobody waits for. */
+/*
+ * After a 250: deliver now, in a grandchild that nobody waits for, unless
+ * a runner is already at work (it picks up what was queued meanwhile, over
+ * the connection it has open: no process and no provider login per
+ * message).
+ */
 static void background_flush(void *arg, const char *id)
 {
 	struct ctx *c = arg;
-	pid_t pid = fork();
+	int lock_fd = relay_runner_trylock(c->cfg);
+	pid_t pid;
 
-	if (pid < 0)
-		return;	/* the timer's flush will pick it up */
-	if (pid > 0) {
-		waitpid(pid, NULL, 0);
+	(void)id;
+	if (lock_fd < 0)
+		return;	/* a runner holds the lock; else the timer's flush will */
+	pid = fork();
+	if (pid != 0) {
+		close(lock_fd);	/* the child's copy keeps the lock */
+		if (pid > 0)
+			waitpid(pid, NULL, 0);
 		return;
 	}
 	if (fork() != 0)
@@ -86,12 +96,12 @@ static void background_flush(void *arg, const char *id)
 		if (fd > 2)
 			close(fd);
 	}
-	struct relay_opts ro = { .cfg = c->cfg, .password = c->password, .only_id = id };
+	struct relay_opts ro = { .cfg = c->cfg, .password = c->password };
 	struct relay_stats st;
 	char err[512];
-	int rc = relay_flush(&ro, &st, err, sizeof(err));
+	int rc = relay_run_background(&ro, lock_fd, &st, err, sizeof(err));
 	if (rc != 0 && rc != EX_TEMPFAIL)
-		log_err("flush", "id=%s error=%s", id, log_q(err));
+		log_err("flush", "error=%s", log_q(err));
 	_exit(rc);
 }
 

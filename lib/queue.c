@@ -417,6 +417,13 @@ int queue_lock(const char *qdir, const char *id, int *fd, char *err, size_t errl
 
 int queue_remove(const char *qdir, const char *id, char *err, size_t errlen)
 {
+	int rc = queue_remove_nosync(qdir, id, err, errlen);
+
+	return rc != 0 ? rc : fsutil_fsync_dir(qdir, err, errlen);
+}
+
+int queue_remove_nosync(const char *qdir, const char *id, char *err, size_t errlen)
+{
 	char p[4096];
 
 	if (path_of(p, sizeof(p), qdir, "", id, ".env") != 0)
@@ -426,7 +433,7 @@ int queue_remove(const char *qdir, const char *id, char *err, size_t errlen)
 			      strerror(errno));
 	path_of(p, sizeof(p), qdir, "", id, ".msg");
 	unlink(p);
-	return fsutil_fsync_dir(qdir, err, errlen);
+	return 0;
 }
 
 static int cmp_str(const void *a, const void *b)

@@ -138,6 +138,12 @@ int queue_lock(const char *qdir, const char *id, int *fd, char *err, size_t errl
 
 /* Removes a finished message (.env first, then .msg) and fsyncs QDIR. */
 int queue_remove(const char *qdir, const char *id, char *err, size_t errlen);
+/*
+ * The same without the fsync, for a runner that finishes many messages:
+ * it calls fsutil_fsync_dir(QDIR) once for a batch.  Until then a crash
+ * may bring a finished message back (sent twice, never lost).
+ */
+int queue_remove_nosync(const char *qdir, const char *id, char *err, size_t errlen);
 
 /* The ids of queued messages (with a .env), oldest first; free with queue_ids_free(). */
 int queue_ids(const char *qdir, char ***ids, size_t *n, char *err, size_t errlen);

@@ -8,10 +8,12 @@
 #include "queue.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/file.h>
 #include <sysexits.h>
 #include <unistd.h>
 
@@ -150,6 +152,7 @@ struct runner {
 	time_t now;
 	CURL *curl;
 	int provider_down;		/* a connection-level failure this run */
+	unsigned unsynced;		/* removals not yet made durable by a dir fsync */
 	char down_error[QUEUE_MAX_ERROR + 1];
 };
 
@@ -349,6 +352,28 @@ static void deliver_local(struct runner *r, struct queue_env *env, int fd, int *
 	}
 }
 
+/*
+ * Removals of finished messages are made durable together: one directory
+ * fsync for up to this many (and at the end of every pass), not one each.
+ */
+#define RELAY_SYNC_BATCH 64
+
+static void runner_sync(struct runner *r)
+{
+	char err[512];
+
+	if (r->unsynced == 0)
+		return;
+	r->unsynced = 0;
+	if (fsutil_fsync_dir(r->qdir, err, sizeof(err)) != 0)
+		log_err("queue", "error=%s", log_q(err));
+}
+
+static int cmp_id(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
 /* Works on one locked message; 1 if something was deferred. */
 static int run_message(struct runner *r, struct queue_env *env, int fd)
 {
@@ -399,10 +424,13 @@ static int run_message(struct runner *r, struct queue_env *env, int fd)
 		}
 	}
 	if (pending == 0) {
-		if (queue_remove(r->qdir, env->id, err, sizeof(err)) != 0)
+		if (queue_remove_nosync(r->qdir, env->id, err, sizeof(err)) != 0) {
 			log_err("queue", "id=%s error=%s", env->id, log_q(err));
-		else
+		} else {
 			log_info("done", "id=%s", env->id);
+			if (++r->unsynced >= RELAY_SYNC_BATCH)
+				runner_sync(r);
+		}
 		return 0;
 	}
 	env->attempts++;
@@ -415,13 +443,54 @@ static int run_message(struct runner *r, struct queue_env *env, int fd)
 	return 1;
 }
 
+/*
+ * Works on the messages IDS[0..n) that are due, skipping those in the
+ * sorted SKIP[0..nskip) (already looked at by this runner).  1 if
+ * something was deferred.
+ */
+static int run_ids(struct runner *r, struct queue_env *env, char **ids, size_t n,
+		   char **skip, size_t nskip)
+{
+	char e2[512];
+	int rc, deferred = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		int fd;
+		if (nskip > 0 && bsearch(&ids[i], skip, nskip, sizeof(*skip), cmp_id) != NULL)
+			continue;
+		rc = queue_lock(r->qdir, ids[i], &fd, e2, sizeof(e2));
+		if (rc == EX_TEMPFAIL) {
+			r->st->busy++;
+			continue;
+		}
+		if (rc != 0)
+			continue;	/* finished by another runner meanwhile */
+		rc = queue_env_read(r->qdir, ids[i], env, e2, sizeof(e2));
+		if (rc != 0) {
+			if (rc != EX_NOINPUT)
+				log_err("queue", "id=%s error=%s", ids[i], log_q(e2));
+			close(fd);
+			continue;
+		}
+		if (!r->o->force && env->next_try > (long long)r->now) {
+			close(fd);
+			continue;
+		}
+		r->st->messages++;
+		deferred |= run_message(r, env, fd);
+		close(fd);
+	}
+	runner_sync(r);
+	return deferred;
+}
+
 int relay_flush(const struct relay_opts *o, struct relay_stats *st, char *err, size_t errlen)
 {
 	struct runner r = { .o = o, .cfg = o->cfg, .st = st };
 	struct queue_env *env;
-	char **ids = NULL, e2[512];
+	char **ids = NULL;
 	size_t n = 0;
-	int rc, deferred = 0;
+	int rc, deferred;
 
 	memset(st, 0, sizeof(*st));
 	r.now = o->now ? o->now : time(NULL);
@@ -451,33 +520,97 @@ int relay_flush(const struct relay_opts *o, struct relay_stats *st, char *err, s
 		snprintf(err, errlen, "out of memory");
 		return EX_OSERR;
 	}
-	for (size_t i = 0; i < n; i++) {
-		int fd;
-		rc = queue_lock(r.qdir, ids[i], &fd, e2, sizeof(e2));
-		if (rc == EX_TEMPFAIL) {
-			st->busy++;
-			continue;
-		}
-		if (rc != 0)
-			continue;	/* finished by another runner meanwhile */
-		rc = queue_env_read(r.qdir, ids[i], env, e2, sizeof(e2));
-		if (rc != 0) {
-			if (rc != EX_NOINPUT)
-				log_err("queue", "id=%s error=%s", ids[i], log_q(e2));
-			close(fd);
-			continue;
-		}
-		if (!o->force && env->next_try > (long long)r.now) {
-			close(fd);
-			continue;
-		}
-		st->messages++;
-		deferred |= run_message(&r, env, fd);
-		close(fd);
-	}
+	deferred = run_ids(&r, env, ids, n, NULL, 0);
 	if (r.curl != NULL)
 		curl_easy_cleanup(r.curl);
 	free(env);
 	queue_ids_free(ids, n);
+	return deferred ? EX_TEMPFAIL : 0;
+}
+
+int relay_runner_trylock(const struct config *cfg)
+{
+	char p[4096];
+	int fd, n;
+
+	if (cfg->state_dir == NULL)
+		return -1;
+	n = snprintf(p, sizeof(p), "%s/queue/" RELAY_RUNNER_LOCK, cfg->state_dir);
+	if (n < 0 || (size_t)n >= sizeof(p))
+		return -1;
+	fd = open(p, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (fd < 0)
+		return -1;
+	if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+/* 1 if the sorted OLD[0..nold) lacks one of IDS[0..n). */
+static int have_new(char **ids, size_t n, char **old, size_t nold)
+{
+	for (size_t i = 0; i < n; i++)
+		if (nold == 0 || bsearch(&ids[i], old, nold, sizeof(*old), cmp_id) == NULL)
+			return 1;
+	return 0;
+}
+
+int relay_run_background(const struct relay_opts *o, int lock_fd, struct relay_stats *st,
+			 char *err, size_t errlen)
+{
+	struct runner r = { .o = o, .cfg = o->cfg, .st = st };
+	struct queue_env *env = NULL;
+	char **seen = NULL, **ids = NULL;
+	size_t nseen = 0, n = 0;
+	int rc, deferred = 0;
+
+	memset(st, 0, sizeof(*st));
+	rc = queue_init(o->cfg->state_dir, r.qdir, sizeof(r.qdir), err, errlen);
+	if (rc == 0 && (env = malloc(sizeof(*env))) == NULL) {
+		snprintf(err, errlen, "out of memory");
+		rc = EX_OSERR;
+	}
+	/*
+	 * Sessions that queue a message while this runner holds the lock do
+	 * not start another: so after each pass look again for ids not seen
+	 * yet, and after letting the lock go look once more (a message
+	 * committed before the release was seen by that look; one committed
+	 * after it finds the lock free and starts its own runner).
+	 */
+	while (rc == 0) {
+		rc = queue_ids(r.qdir, &ids, &n, err, errlen);
+		if (rc != 0)
+			break;
+		if (!have_new(ids, n, seen, nseen)) {
+			queue_ids_free(ids, n);
+			ids = NULL;
+			if (lock_fd < 0)
+				break;
+			close(lock_fd);
+			lock_fd = -1;
+			continue;
+		}
+		if (lock_fd < 0 && (lock_fd = relay_runner_trylock(o->cfg)) < 0) {
+			queue_ids_free(ids, n);
+			ids = NULL;
+			break;	/* another runner took over */
+		}
+		r.now = o->now ? o->now : time(NULL);
+		deferred |= run_ids(&r, env, ids, n, seen, nseen);
+		queue_ids_free(seen, nseen);
+		seen = ids;
+		nseen = n;
+		ids = NULL;
+	}
+	if (lock_fd >= 0)
+		close(lock_fd);
+	if (r.curl != NULL)
+		curl_easy_cleanup(r.curl);
+	free(env);
+	queue_ids_free(seen, nseen);
+	if (rc != 0)
+		return rc;
 	return deferred ? EX_TEMPFAIL : 0;
 }

@@ -74,6 +74,28 @@ struct relay_stats {
  */
 int relay_flush(const struct relay_opts *o, struct relay_stats *st, char *err, size_t errlen);
 
+/* The file in the queue directory that one background runner at a time holds. */
+#define RELAY_RUNNER_LOCK "runner.lock"
+
+/*
+ * Takes the background runner's lock (flock, without waiting): its
+ * descriptor, or -1 if another runner holds it (or it cannot be opened).
+ * The lock belongs to the open file, so it survives fork(): a server
+ * takes it and hands it to the child that runs the queue.
+ */
+int relay_runner_trylock(const struct config *cfg);
+
+/*
+ * The delivery started after a 250 (mail-submit-relay serve): runs every
+ * due message like relay_flush() (o->only_id is ignored), then again for
+ * the messages queued meanwhile, over the same provider connection, until
+ * nothing new arrives; holds LOCK_FD (from relay_runner_trylock(), closed
+ * here) meanwhile, so that sessions start no other runner.  Returns like
+ * relay_flush().
+ */
+int relay_run_background(const struct relay_opts *o, int lock_fd, struct relay_stats *st,
+			 char *err, size_t errlen);
+
 /*
  * Capabilities the provider announced in its last EHLO, as cached by the
  * runner in queue/provider: *smtputf8 (0/1) and *size (0 = none).

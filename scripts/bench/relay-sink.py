@@ -6,8 +6,8 @@
 STARTTLS required, AUTH PLAIN/LOGIN (with U and the password in F) required
 before MAIL, any number of transactions per connection (so a relay that
 keeps its connection open can reuse it).  Messages are counted and
-dropped.  "XCOUNT" (no TLS or AUTH needed) answers "250 <n>": the number
-of messages accepted since the start, which is how the driver knows the
+dropped.  "XCOUNT" (no TLS or AUTH needed) answers "250 <n> <c>": the numbers
+of messages accepted and of connections since the start, which is how the driver knows the
 relay has delivered everything.  Lighter than tests/lib/smtp-sink.py
 (aiosmtpd, files per message) so that the sink is not what is measured;
 both relays talk to this same sink.
@@ -33,6 +33,7 @@ ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
 ctx.load_cert_chain(args.cert, args.key)
 lock = threading.Lock()
 count = 0
+conns = 0
 
 
 class Session(socketserver.BaseRequestHandler):
@@ -73,7 +74,9 @@ class Session(socketserver.BaseRequestHandler):
         return user == args.user and pw == PASSWORD
 
     def handle(self):
-        global count
+        global count, conns
+        with lock:
+            conns += 1
         try:
             self.send("220 bench-sink ESMTP")
             while True:
@@ -131,8 +134,8 @@ class Session(socketserver.BaseRequestHandler):
                     return
                 elif l.upper() == b"XCOUNT":
                     with lock:
-                        n = count
-                    self.send("250 %d" % n)
+                        n, c = count, conns
+                    self.send("250 %d %d" % (n, c))
                 else:
                     self.send("502 5.5.2 not here")
         except (EOFError, OSError, ssl.SSLError, ValueError, IndexError):
