@@ -23,6 +23,14 @@ setup() {
 
 teardown() {
 	mk_httpd_stop
+	# sanitizer reports from CGI runs (their stderr is not in `run`'s output)
+	local f
+	for f in "$T/cgi.err" "${MK_HTTPD_DIR:-/nonexistent}/cgi.log"; do
+		if [ -f "$f" ] && grep -q 'Sanitizer\|runtime error' "$f"; then
+			cat "$f" >&2
+			return 1
+		fi
+	done
 }
 
 need_rng() {
