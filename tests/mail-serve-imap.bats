@@ -540,3 +540,182 @@ PY
 	assert_success
 	assert_output --partial ok
 }
+
+@test "concurrency: deliveries into INBOX while two sessions STORE and EXPUNGE; views stay consistent, IDLE wakes" {
+	mk_imapd_start
+	home=$(mk_imapd_home alice@example.com)
+	run mk_imap_py <<'PY'
+m = login(); m.select('INBOX'); m.logout()
+print('ok')
+PY
+	# a mail-pull-style writer: 300 deliveries through lib/maildir, as mktest
+	setpriv --reuid="$MK_TEST_USER" --regid="$(id -g "$MK_TEST_USER")" --clear-groups \
+		"$MK_BUILD/tests/test_maildir" deliver "$home/mail" 300 &
+	writer=$!
+	MK_HOME=$home run mk_imap_py <<'PY'
+import threading, random
+errors = []
+def worker(seed):
+    rnd = random.Random(seed)
+    try:
+        m = login(); m.select('INBOX')
+        for i in range(60):
+            typ, data = m.search(None, 'ALL')
+            seqs = data[0].split()
+            n = len(seqs)
+            if n > 2:
+                k = int(rnd.choice(seqs))
+                typ, _ = m.store(str(k), '+FLAGS', '(\\Deleted)')
+                if typ != 'OK' and typ != 'NO':
+                    errors.append(('store', typ))
+                if i % 5 == 0:
+                    typ, _ = m.expunge()
+                    check(typ == 'OK', 'expunge')
+            m.untagged_responses.pop('FETCH', None)
+            typ, data = m.uid('FETCH', '1:*', '(UID)')
+            check(typ == 'OK', 'uid fetch')
+            # unsolicited FETCH FLAGS from the other session may be mixed in
+            uids = [int(x.split()[2].rstrip(b')')) for x in data if x and b'FLAGS' not in x]
+            check(uids == sorted(uids) and len(uids) == len(set(uids)), 'UIDs ascending, unique')
+        m.expunge(); m.logout()
+    except Exception as e:
+        errors.append(repr(e))
+ts = [threading.Thread(target=worker, args=(i,)) for i in range(2)]
+# a third session idles and must be woken by the deliveries
+s = socket.create_connection((HOST, PORT)); f = s.makefile('rwb'); f.readline()
+f.write(('l LOGIN %s %s\r\n' % (USER, PW)).encode()); f.flush(); f.readline()
+f.write(b's SELECT INBOX\r\n'); f.flush()
+while not f.readline().startswith(b's OK'): pass
+f.write(b'i IDLE\r\n'); f.flush()
+while not f.readline().startswith(b'+'): pass
+for t in ts: t.start()
+s.settimeout(10)
+woke = f.readline()
+check(woke.startswith(b'* ') and (b'EXISTS' in woke or b'EXPUNGE' in woke or b'FETCH' in woke),
+      'IDLE woke: %r' % woke)
+f.write(b'DONE\r\n'); f.flush()
+for t in ts: t.join()
+check(not errors, errors)
+print('ok')
+PY
+	wait "$writer"
+	assert_success
+	assert_output --partial ok
+	# afterwards: the server's view equals the files on disk, UIDs unique
+	run mk_imap_py <<PY
+m = login(); typ, data = m.select('INBOX')
+n = int(data[0])
+import os
+files = len(os.listdir('$home/mail/cur')) + len(os.listdir('$home/mail/new'))
+check(n == files, 'EXISTS %d == files %d' % (n, files))
+typ, data = m.uid('FETCH', '1:*', '(UID)')
+uids = [int(x.split()[2].rstrip(b')')) for x in data if x]
+check(len(uids) == len(set(uids)) == n, 'unique UIDs')
+print('ok', n)
+PY
+	assert_success
+	assert_output --partial ok
+}
+
+@test "bad input: parens, literal sizes, sequence sets, 8-bit garbage, name tricks; never a file outside the home" {
+	mk_imapd_start
+	run mk_imap_py <<'PY'
+s = socket.create_connection((HOST, PORT)); f = s.makefile('rwb'); f.readline()
+def cmd(line, want=(b'BAD', b'NO')):
+    tag = line.split(b' ')[0]
+    f.write(line + b'\r\n'); f.flush()
+    while True:
+        l = f.readline()
+        check(l, 'connection closed after %r' % line)
+        if l.startswith(tag + b' ') or l.startswith(b'* BAD'):
+            break
+    check(any(w in l for w in want), '%r -> %r' % (line, l))
+f.write(('l LOGIN %s %s\r\n' % (USER, PW)).encode()); f.flush(); f.readline()
+cmd(b'a1 SELECT INBOX', (b'OK',))
+cmd(b'a2 FETCH 1:* (FLAGS')
+cmd(b'a3 FETCH 1 (BODY[HEADER.FIELDS (From)]')
+cmd(b'a4 SEARCH ((((((((((((((((((((((((((((((((((((((((ALL))))))))))))))))))))))))))))))))))))))))')
+cmd(b'a5 APPEND INBOX {-5}')
+cmd(b'a6 APPEND INBOX {99999999999999999999}')
+cmd(b'a7 FETCH 0 FLAGS')
+cmd(b'a8 FETCH 4294967296 FLAGS')
+cmd(b'a9 FETCH 1:2:3 FLAGS')
+cmd(b'b1 UID FETCH *:* FLAGS', (b'OK', b'BAD', b'NO'))
+cmd(b'b2 \xff\xfe\x00garbage \x80\x81')
+cmd(b'b3 CREATE "../../../../tmp/evil"')
+cmd(b'b4 CREATE "/etc/evil"')
+cmd(b'b5 CREATE "a//b"')
+cmd(b'b6 CREATE "cur"')
+cmd(b'b7 RENAME INBOX "../escape"')
+cmd(b'b8 SELECT "~root"')
+cmd(b'b9 STATUS "../../state" (MESSAGES)')
+cmd(b'c1 COPY 1 "../x"', (b'BAD', b'NO'))
+cmd(b'c2 NOOP', (b'OK',))
+print('ok')
+PY
+	assert_success
+	assert_output --partial ok
+	[ ! -e /tmp/evil ] && [ ! -e /etc/evil ] && [ ! -e "$D/mail/escape" ] && [ ! -e "$D/mail/test/escape" ]
+	# nothing was created above the user's mail directory
+	run find "$D/mail" -maxdepth 3 -newer "$D/mailkeep.conf" -not -path "*alice@example.com*"
+	refute_output --partial evil
+}
+
+@test "curl over imaps and mbsync both ways (our server to a scratch Maildir and back)" {
+	mk_imapd_start --tls
+	run mk_imap_py <<'PY'
+PY
+	printf 'Subject: one\r\nFrom: a@example.org\r\n\r\nfirst\r\n' > "$D/m1"
+	run curl -s --cacert "$MK_IMAPD_CA" --resolve "imap.example.com:$MK_IMAPD_PORT:127.0.0.1" \
+		--user "alice@example.com:$MK_IMAPD_PW" -T "$D/m1" "imaps://imap.example.com:$MK_IMAPD_PORT/INBOX"
+	assert_success
+	run curl -s --cacert "$MK_IMAPD_CA" --resolve "imap.example.com:$MK_IMAPD_PORT:127.0.0.1" \
+		--user "alice@example.com:$MK_IMAPD_PW" "imaps://imap.example.com:$MK_IMAPD_PORT/INBOX;UID=1"
+	assert_success
+	assert_output --partial first
+	mkdir -p "$D/mbsync/local"
+	printf '%s\n' "$MK_IMAPD_PW" > "$D/mbsync/pw"
+	cat > "$D/mbsync/rc" <<RC
+IMAPAccount t
+Host imap.example.com
+Port $MK_IMAPD_PORT
+User alice@example.com
+PassCmd "cat $D/mbsync/pw"
+SSLType IMAPS
+CertificateFile $MK_IMAPD_CA
+
+IMAPStore remote
+Account t
+
+MaildirStore local
+Path $D/mbsync/local/
+Inbox $D/mbsync/local/INBOX
+SubFolders Verbatim
+
+Channel c
+Far :remote:
+Near :local:
+Patterns *
+Create Both
+Sync All
+Expunge Both
+SyncState *
+RC
+	# mbsync resolves the name itself: map it to loopback for this process only
+	printf '127.0.0.1 imap.example.com\n' > "$D/hosts"
+	run unshare -m sh -c "mount --bind '$D/hosts' /etc/hosts && timeout 60 mbsync -c '$D/mbsync/rc' -a"
+	if [ "$status" -ne 0 ] && echo "$output" | grep -q "unshare\|mount"; then
+		skip "cannot give mbsync a private /etc/hosts here: $output"
+	fi
+	assert_success
+	grep -rlq first "$D/mbsync/local/INBOX"
+	# a message saved locally and a folder created locally go up
+	mkdir -p "$D/mbsync/local/Notes/cur" "$D/mbsync/local/Notes/new" "$D/mbsync/local/Notes/tmp"
+	printf 'Subject: from mbsync\nFrom: a@example.org\n\nsecond\n' > "$D/mbsync/local/Notes/new/1.local"
+	run unshare -m sh -c "mount --bind '$D/hosts' /etc/hosts && timeout 60 mbsync -c '$D/mbsync/rc' -a"
+	assert_success
+	run curl -s --cacert "$MK_IMAPD_CA" --resolve "imap.example.com:$MK_IMAPD_PORT:127.0.0.1" \
+		--user "alice@example.com:$MK_IMAPD_PW" "imaps://imap.example.com:$MK_IMAPD_PORT/Notes;UID=1"
+	assert_success
+	assert_output --partial second
+}
