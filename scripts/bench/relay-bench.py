@@ -65,6 +65,16 @@ def sink_count():
         return int(r[1])
 
 
+def sink_conns():
+    with socket.create_connection(("127.0.0.1", a.sink), 10) as c:
+        f = c.makefile("rb")
+        f.readline()
+        c.sendall(b"XCOUNT\r\n")
+        r = f.readline().split()
+        c.sendall(b"QUIT\r\n")
+        return int(r[2]) - 1  # not counting this one
+
+
 def client(port, pw, todo, errors):
     while True:
         with todo_lock:
@@ -102,6 +112,7 @@ def one_round(name, port, pw):
     while sink_count() != before:
         before = sink_count()
         time.sleep(0.5)
+    conns0 = sink_conns()
     todo = list(range(a.messages))
     errors = []
     ts = [threading.Thread(target=client, args=(port, pw, todo, errors))
@@ -120,8 +131,9 @@ def one_round(name, port, pw):
         print("  %s: only %d of %d messages reached the sink in %.0f s"
               % (name, got, a.messages, el))
     rate = got / el
-    print("  round %-8s %7.1f msg/s (%d msgs in %.2f s; all submitted after %.2f s)"
-          % (name, rate, got, el, t_sub), flush=True)
+    conns = sink_conns() - conns0 - 1  # XCOUNT's own connections
+    print("  round %-8s %7.1f msg/s (%d msgs in %.2f s; all submitted after %.2f s;"
+          " %d connections to the sink)" % (name, rate, got, el, t_sub, conns), flush=True)
     return rate
 
 
