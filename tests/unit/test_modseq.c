@@ -59,7 +59,7 @@ static void test_basic(void)
 	/* a flag change seen by the other instance (another process) */
 	m[2].flags = MAILDIR_FLAG_SEEN;
 	h1 = sync_msgs(b, m, 5);
-	T_EQ(h1, h0 + 1);
+	T_OK(h1 > h0);
 	T_EQ(modseq_find(b, 3)->modseq, h1);
 	T_EQ(modseq_find(b, 2)->modseq, h0);
 	/* a reads only the appended records and agrees */
@@ -70,7 +70,7 @@ static void test_basic(void)
 	T_EQ(modseq_stage_set(a, 4, MAILDIR_FLAG_FLAGGED, 3), 0);
 	T_EQ(modseq_commit(a, &ms, err, sizeof(err)), 0);
 	modseq_unlock(a);
-	T_EQ(ms, h1 + 1);
+	T_OK(ms > h1);
 	m[3].flags = MAILDIR_FLAG_FLAGGED;
 	m[3].keywords = 3;
 	/* b sees it, and its own sync finds nothing else to change */
@@ -84,7 +84,7 @@ static void test_basic(void)
 		memset(&m2[3], 0, sizeof(m2[3]));
 		m2[3].uid = 6;
 		h2 = sync_msgs(b, m2, 4);
-		T_EQ(h2, ms + 1);
+		T_OK(h2 > ms);
 		T_OK(modseq_find(b, 2) == NULL);
 		T_OK(modseq_find(b, 5) == NULL);
 		T_EQ(modseq_find(b, 6)->modseq, h2);
@@ -101,7 +101,7 @@ static void test_basic(void)
 		T_EQ(nv, 0);
 		free(v);
 		/* the fresh store's floor: anything before it is "unknown" */
-		T_EQ(modseq_vanished_since(a, h0 - 2, &v, &nv), 0);
+		T_EQ(modseq_vanished_since(a, 1, &v, &nv), 0);
 		free(v);
 	}
 	/* a restart: a new instance reads the same state */
@@ -216,7 +216,7 @@ static void test_compaction(void)
 	for (int i = 0; i < 6000; i++) {
 		m[i % 100].flags ^= MAILDIR_FLAG_SEEN;
 		h = sync_msgs(i % 2 ? a : b, m, 100);
-		if (h != last + 1 && last != 0)
+		if (h <= last && last != 0)
 			mono = 0;
 		last = h;
 	}
