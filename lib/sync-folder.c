@@ -20,6 +20,7 @@
 #include "imap-date.h"
 #include "log.h"
 #include "maildir.h"
+#include "sync-deliver.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -31,7 +32,8 @@
 #include <sysexits.h>
 #include <unistd.h>
 
-#define CHECKPOINT_EVERY 1000	/* downloads between state saves */
+#define CHECKPOINT_EVERY 2000	/* downloads between syncfs + state saves */
+#define CHECKPOINT_BYTES (128ULL << 20)	/* or bytes */
 #define APPEND_WINDOW 64	/* pipelined APPENDs */
 #define SET_MAX 8000		/* bytes of one UID set in a command */
 
@@ -72,7 +74,8 @@ struct fctx {
 	size_t nrm, caprm;
 	unsigned char *vanished;	/* per pair: 1 when VANISHED named it */
 	/* downloads */
-	struct maildir_delivery *d;
+	struct sync_batch *b;	/* downloads not yet durable */
+	int d_open;	/* a message is being written */
 	int d_cr;
 	int d_failed;
 	struct pending *pend;
@@ -668,14 +671,18 @@ static int sink_begin(void *ctx, unsigned long long size)
 	(void)size;
 	if (c->run->o->stop != NULL && *c->run->o->stop)
 		return -1;
-	maildir_delivery_abort(c->d);
-	c->d = NULL;
+	c->d_open = 0;
 	c->d_cr = 0;
 	c->d_failed = 0;
-	if (maildir_delivery_begin(c->dir, &c->d, e, sizeof(e)) != 0) {
+	if (c->b == NULL && (c->b = sync_batch_new(c->dir)) == NULL) {
+		snprintf(c->err, sizeof(c->err), "out of memory");
+		return -1;
+	}
+	if (sync_batch_begin(c->b, e, sizeof(e)) != 0) {
 		snprintf(c->err, sizeof(c->err), "%s", e);
 		return -1;
 	}
+	c->d_open = 1;
 	return 0;
 }
 
@@ -688,7 +695,7 @@ static int sink_data(void *ctx, const void *buf, size_t len)
 	size_t i, o = 0;
 	char e[256];
 
-	if (c->d == NULL)
+	if (!c->d_open)
 		return -1;
 	for (i = 0; i < len; i++) {
 		if (c->d_cr) {
@@ -702,14 +709,14 @@ static int sink_data(void *ctx, const void *buf, size_t len)
 		}
 		out[o++] = p[i];
 		if (o >= sizeof(out) - 2) {
-			if (maildir_delivery_write(c->d, out, o, e, sizeof(e)) != 0) {
+			if (sync_batch_write(c->b, out, o, e, sizeof(e)) != 0) {
 				snprintf(c->err, sizeof(c->err), "%s", e);
 				return -1;
 			}
 			o = 0;
 		}
 	}
-	if (o > 0 && maildir_delivery_write(c->d, out, o, e, sizeof(e)) != 0) {
+	if (o > 0 && sync_batch_write(c->b, out, o, e, sizeof(e)) != 0) {
 		snprintf(c->err, sizeof(c->err), "%s", e);
 		return -1;
 	}
@@ -750,6 +757,11 @@ static int checkpoint(struct fctx *c)
 	char e[256];
 	size_t i;
 
+	if (c->b != NULL && sync_batch_flush(c->b, e, sizeof(e)) != 0) {
+		/* what was renamed into place is paired below or next run */
+		snprintf(c->err, sizeof(c->err), "%s", e);
+		c->failed = 1;
+	}
 	if (c->npend == 0)
 		return 0;
 	if (maildir_folder_sync(c->f, MAILDIR_SYNC_FORCE, e, sizeof(e)) != 0) {
@@ -803,17 +815,17 @@ static int body_cb(const struct imap_resp *r, void *ctx)
 				    sink_data(c, r->toks[v].s, r->toks[v].len) != 0)
 					return -1;
 				have_body = 1;
-			} else if (r->toks[v].type == IMAP_TOK_SUNK && c->d != NULL) {
+			} else if (r->toks[v].type == IMAP_TOK_SUNK && c->d_open) {
 				have_body = 1;
 			}
 		}
 		i = v;
 	}
-	if (!have_body || c->d == NULL)
+	if (!have_body || !c->d_open)
 		return 0;
 	if (c->d_cr) {
 		c->d_cr = 0;
-		if (maildir_delivery_write(c->d, "\r", 1, e, sizeof(e)) != 0)
+		if (sync_batch_write(c->b, "\r", 1, e, sizeof(e)) != 0)
 			return -1;
 	}
 	if ((fl = imap_tok_list_get(r->toks, 0, "FLAGS")) >= 0)
@@ -828,19 +840,19 @@ static int body_cb(const struct imap_resp *r, void *ctx)
 		if (imap_tok_str(&r->toks[dt], ds, sizeof(ds)) == 0)
 			imap_date_parse_datetime(ds, &cm.mtime, &tz);
 	}
-	if (maildir_delivery_commit(c->d, &cm, NULL, fname, sizeof(fname), e, sizeof(e)) != 0) {
-		c->d = NULL;
+	c->d_open = 0;
+	if (sync_batch_end(c->b, cm.flags, cm.keywords, cm.mtime, fname, sizeof(fname), e,
+			   sizeof(e)) != 0) {
 		snprintf(c->err, sizeof(c->err), "%s", e);
 		return -1;
 	}
-	c->d = NULL;
 	c->run->st->down++;
 	if (pend_add(c, uid, f, fname) < 0)
 		return -1;
 	if (c->run->o->progress && c->run->st->down % 100 == 0)
 		fprintf(stderr, "\r%s: %llu messages down, %llu up ", c->rf->name,
 			c->run->st->down, c->run->st->up);
-	if (c->npend >= CHECKPOINT_EVERY)
+	if (c->npend >= CHECKPOINT_EVERY || sync_batch_pending_bytes(c->b) >= CHECKPOINT_BYTES)
 		return checkpoint(c) != 0 ? -1 : 0;
 	return 0;
 }
@@ -875,8 +887,9 @@ static int download(struct fctx *c, const uint32_t *uids, size_t n)
 	}
 done:
 	imap_client_set_sink(c->run->cl, NULL);
-	maildir_delivery_abort(c->d);
-	c->d = NULL;
+	if (c->b != NULL)
+		sync_batch_abort(c->b);
+	c->d_open = 0;
 	uid_sets_free(sets);
 	rc2 = checkpoint(c);
 	if (rc != 0)
@@ -961,7 +974,7 @@ static void fctx_free(struct fctx *c)
 {
 	size_t i;
 
-	maildir_delivery_abort(c->d);
+	sync_batch_free(c->b);
 	maildir_folder_free(c->f);
 	maildir_keywords_clear(&c->kw);
 	sync_state_clear(&c->st);
