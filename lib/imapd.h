@@ -6,9 +6,11 @@
  *                  authentication, STARTTLS, COMPRESS, ID, ENABLE, IDLE
  * lib/imapd-mbox.c mailbox commands: LIST, LSUB, STATUS, CREATE, DELETE,
  *                  RENAME, (UN)SUBSCRIBE, SELECT/EXAMINE, APPEND, NAMESPACE
- * lib/imapd-msg.c  the selected mailbox: sequence numbers, untagged
- *                  updates, FETCH, STORE, COPY, MOVE, EXPUNGE, SEARCH,
- *                  CLOSE, UNSELECT, CHECK
+ * lib/imapd-select.c the selected mailbox: sequence numbers, untagged
+ *                  updates, modseqs, \Recent, CLOSE, UNSELECT, CHECK, EXPUNGE
+ * lib/imapd-msg.c  message sets, STORE, COPY, MOVE
+ * lib/imapd-fetch.c FETCH;  lib/imapd-search.c SEARCH
+ *                  (shared internals: lib/imapd-internal.h)
  *
  * Memory per session: the input buffer (IMAPD_INBUF), the parser (bounded
  * by [imap] max_line), the connection buffers (see conn.h), and for the
@@ -137,7 +139,7 @@ uint32_t imapd_read_uidvalidity(const char *dir);
 /* Creates (and subscribes) the [mailbox] folders of the config that are missing. */
 void imapd_autocreate(struct imapd *s);
 
-/* ---- the selected mailbox (lib/imapd-msg.c) ---- */
+/* ---- the selected mailbox (lib/imapd-select.c, -msg.c, -fetch.c, -search.c) ---- */
 imapd_cmd_fn imapd_cmd_fetch, imapd_cmd_store, imapd_cmd_copy, imapd_cmd_move,
 	imapd_cmd_expunge, imapd_cmd_search, imapd_cmd_close, imapd_cmd_unselect,
 	imapd_cmd_check;
