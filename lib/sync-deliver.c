@@ -116,11 +116,17 @@ int sync_batch_write(struct sync_batch *b, const void *buf, size_t len, char *er
 		snprintf(err, errlen, "no message being written");
 		return EX_SOFTWARE;
 	}
-	for (i = 0; i < len; i++) {
-		if (p[i] == '\n' && !b->last_cr)
-			b->vsize++;	/* RFC822.SIZE counts CRLF */
-		b->last_cr = p[i] == '\r';
+	for (i = 0; i < len; i++) {	/* RFC822.SIZE counts a CR for each bare LF */
+		const unsigned char *nl = memchr(p + i, '\n', len - i);
+
+		if (nl == NULL)
+			break;
+		if (nl == p ? !b->last_cr : nl[-1] != '\r')
+			b->vsize++;
+		i = (size_t)(nl - p);
 	}
+	if (len > 0)
+		b->last_cr = p[len - 1] == '\r';
 	if (fsutil_write_all(b->fd, buf, len) < 0) {
 		int e = errno;
 

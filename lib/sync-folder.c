@@ -690,37 +690,33 @@ static int sink_begin(void *ctx, unsigned long long size)
 static int sink_data(void *ctx, const void *buf, size_t len)
 {
 	struct fctx *c = ctx;
-	const char *p = buf;
-	char out[65536 + 1];
-	size_t i, o = 0;
+	const char *p = buf, *end = p + len;
 	char e[256];
 
 	if (!c->d_open)
 		return -1;
-	for (i = 0; i < len; i++) {
-		if (c->d_cr) {
+	while (p < end) {
+		const char *cr;
+		size_t span;
+
+		if (c->d_cr) {	/* a CR ended the previous chunk or span */
 			c->d_cr = 0;
-			if (p[i] != '\n')
-				out[o++] = '\r';
+			if (*p != '\n' && sync_batch_write(c->b, "\r", 1, e, sizeof(e)) != 0)
+				goto fail;
 		}
-		if (p[i] == '\r') {
-			c->d_cr = 1;
-			continue;
-		}
-		out[o++] = p[i];
-		if (o >= sizeof(out) - 2) {
-			if (sync_batch_write(c->b, out, o, e, sizeof(e)) != 0) {
-				snprintf(c->err, sizeof(c->err), "%s", e);
-				return -1;
-			}
-			o = 0;
-		}
-	}
-	if (o > 0 && sync_batch_write(c->b, out, o, e, sizeof(e)) != 0) {
-		snprintf(c->err, sizeof(c->err), "%s", e);
-		return -1;
+		cr = memchr(p, '\r', (size_t)(end - p));
+		span = (size_t)((cr != NULL ? cr : end) - p);
+		if (span > 0 && sync_batch_write(c->b, p, span, e, sizeof(e)) != 0)
+			goto fail;
+		if (cr == NULL)
+			break;
+		c->d_cr = 1;
+		p = cr + 1;
 	}
 	return 0;
+fail:
+	snprintf(c->err, sizeof(c->err), "%s", e);
+	return -1;
 }
 
 static int pend_add(struct fctx *c, uint32_t ruid, struct sync_flags f, const char *fname)
