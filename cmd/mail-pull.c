@@ -36,7 +36,8 @@ static void usage(FILE *f)
 		"  -v           debug diagnostics (-vv: also with [sync] debug, the IMAP trace)\n"
 		"  -a ACCOUNT   only this account (repeatable)\n"
 		"  --loop       repeat, pausing [sync] interval between runs\n"
-		"  --watch      like --loop with a pause of at most 10 s\n"
+		"  --watch      sync again as soon as the provider's or the local INBOX\n"
+		"               changes (IMAP IDLE, inotify), else every [sync] interval\n"
 		"  --dry-run    show what would change, change nothing\n"
 		"Exit: 0 ok, 69 provider unreachable, 75 temporary failure, 77 login refused,\n"
 		"      78 config error, 64 usage.\n",
@@ -98,6 +99,30 @@ static int run_once(const struct config *cfg, char **only, int nonly, const stru
 			 o->dry_run ? " dry_run=yes" : "");
 		rc = worse(rc, r);
 	}
+	return rc;
+}
+
+/* --watch: IDLE + inotify until something changes or [sync] interval passes. */
+static int watch_wait(const struct config *cfg, char **only, int nonly, const struct sync_opts *o)
+{
+	const struct config_account **v = calloc(cfg->naccounts + 1, sizeof(*v));
+	size_t i, n = 0;
+	char err[512];
+	int k, rc;
+
+	if (v == NULL)
+		return EX_OSERR;
+	for (i = 0; i < cfg->naccounts; i++) {
+		for (k = 0; k < nonly; k++)
+			if (strcmp(only[k], cfg->accounts[i].name) == 0)
+				break;
+		if (nonly == 0 || k < nonly)
+			v[n++] = &cfg->accounts[i];
+	}
+	rc = sync_watch(cfg, v, n, o, cfg->sync.interval, err, sizeof(err));
+	if (rc != 0)
+		log_warn("watch_failed", "error=%s action=poll", log_q(err));
+	free(v);
 	return rc;
 }
 
@@ -167,6 +192,8 @@ int main(int argc, char **argv)
 		rc = run_once(cfg, only, nonly, &o);
 		if ((!loop && !watch) || stop)
 			break;
+		if (watch && watch_wait(cfg, only, nonly, &o) == 0)
+			continue;
 		{
 			int pause = watch ? (cfg->sync.interval < 10 ? cfg->sync.interval : 10) :
 				cfg->sync.interval;

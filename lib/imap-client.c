@@ -225,6 +225,25 @@ int imap_client_send(struct imap_client *cl, const char *cmd, char tag[16])
 	return conn_puts(cl->conn, "\r\n");
 }
 
+int imap_client_fd(const struct imap_client *cl)
+{
+	return cl->fd;
+}
+
+int imap_client_ready(struct imap_client *cl)
+{
+	return !cl->dead && (cl->ipos < cl->ilen || conn_wait(cl->conn, -1, 0) == 1);
+}
+
+int imap_client_send_line(struct imap_client *cl, const char *line, char *err, size_t errlen)
+{
+	if (cl->debug)
+		log_debug("imap_send", "cmd=%s", log_q(line));
+	conn_puts(cl->conn, line);
+	conn_puts(cl->conn, "\r\n");
+	return imap_client_flush(cl, err, errlen);
+}
+
 int imap_client_flush(struct imap_client *cl, char *err, size_t errlen)
 {
 	int r = conn_flush(cl->conn);

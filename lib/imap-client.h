@@ -184,6 +184,15 @@ int imap_client_flush(struct imap_client *cl, char *err, size_t errlen);
 int imap_client_read(struct imap_client *cl, const struct imap_resp **r,
 		     char *err, size_t errlen);
 
+/*
+ * For IDLE (sync-watch.c): the socket, to poll() with other descriptors;
+ * whether a response can be read without blocking (bytes buffered here or
+ * in TLS); and a raw line without a tag ("DONE"), flushed at once.
+ */
+int imap_client_fd(const struct imap_client *cl);
+int imap_client_ready(struct imap_client *cl);
+int imap_client_send_line(struct imap_client *cl, const char *line, char *err, size_t errlen);
+
 /* Sink for large literals of the following reads (NULL: none). */
 void imap_client_set_sink(struct imap_client *cl, const struct imap_resp_sink *sink);
 

@@ -20,6 +20,10 @@ struct sync_run {
 	char statedir[PATH_MAX];
 };
 
+/* Reads the password file, connects and logs in to A's provider. */
+int sync_connect_login(const struct config_account *a, int debug, struct imap_client **out,
+		       char *err, size_t errlen);
+
 /*
  * Syncs the provider folder RF with its local folder rf->local.  Returns 0
  * or a sysexits code; EX_UNAVAILABLE/EX_PROTOCOL mean the connection is

@@ -193,8 +193,8 @@ static int list_remote(struct imap_client *cl, int with_status, struct rlist *l,
 	return imap_client_cmd(cl, cmd, list_cb, l, NULL, err, errlen);
 }
 
-static int connect_login(const struct config_account *a, int debug, struct imap_client **out,
-			 char *err, size_t errlen)
+int sync_connect_login(const struct config_account *a, int debug, struct imap_client **out,
+		       char *err, size_t errlen)
 {
 	struct imap_client_opts o = {
 		.host = a->host, .port = a->port, .ca_file = a->ca_file,
@@ -253,7 +253,7 @@ int sync_print_remote(const struct config *cfg, const struct config_account *a, 
 	int rc;
 
 	(void)cfg;
-	if ((rc = connect_login(a, debug, &cl, err, errlen)) != 0)
+	if ((rc = sync_connect_login(a, debug, &cl, err, errlen)) != 0)
 		return rc;
 	rc = list_remote(cl, 0, &l, err, errlen);
 	if (rc == 0) {
@@ -351,7 +351,7 @@ int sync_account(const struct config *cfg, const struct config_account *a,
 		    (rc = maildir_folder_init(run.root, err, errlen)) != 0)
 			goto out;
 	}
-	if ((rc = connect_login(a, o->debug, &run.cl, err, errlen)) != 0)
+	if ((rc = sync_connect_login(a, o->debug, &run.cl, err, errlen)) != 0)
 		goto out;
 	run.caps = imap_client_caps(run.cl);
 	if ((run.caps & IMAP_CAP_QRESYNC) && (run.caps & IMAP_CAP_ENABLE)) {

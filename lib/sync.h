@@ -140,6 +140,19 @@ int sync_account(const struct config *cfg, const struct config_account *a,
 int sync_print_remote(const struct config *cfg, const struct config_account *a, FILE *out,
 		      int debug, char *err, size_t errlen);
 
+/*
+ * For --watch: waits until something may need a sync, at most MAX_WAIT
+ * seconds or until *o->stop.  For each of the N accounts it keeps an IMAP
+ * IDLE on the provider's INBOX (EXAMINE, so nothing is changed there) and
+ * watches the local INBOX's new/ and cur/ with inotify; any EXISTS,
+ * EXPUNGE, FETCH or VANISHED from a provider, any file created, moved or
+ * removed locally, or a dropped connection ends the wait.  Returns 0 (time
+ * to sync), or a sysexits code when the watch could not be set up at all
+ * (the caller then sleeps instead); err names the cause.
+ */
+int sync_watch(const struct config *cfg, const struct config_account *const *accts, size_t n,
+	       const struct sync_opts *o, int max_wait, char *err, size_t errlen);
+
 /* The local Maildir root of A: <mail_dir>/<NAME>/<username>/mail. */
 int sync_local_root(const struct config *cfg, const struct config_account *a,
 		    char *out, size_t outlen, char *err, size_t errlen);
