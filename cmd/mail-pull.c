@@ -39,7 +39,7 @@ static void usage(FILE *f)
 		"  --watch      sync again as soon as the provider's or the local INBOX\n"
 		"               changes (IMAP IDLE, inotify), else every [sync] interval\n"
 		"  --dry-run    show what would change, change nothing\n"
-		"Exit: 0 ok, 69 provider unreachable, 75 temporary failure, 77 login refused,\n"
+		"Exit: 0 ok, 69 provider unreachable or broken, 75 temporary failure, 77 login refused,\n"
 		"      78 config error, 64 usage.\n",
 		CONFIG_DEFAULT_PATH);
 }
@@ -88,6 +88,8 @@ static int run_once(const struct config *cfg, char **only, int nonly, const stru
 		clock_gettime(CLOCK_MONOTONIC, &t0);
 		r = sync_account(cfg, a, o, &st, err, sizeof(err));
 		clock_gettime(CLOCK_MONOTONIC, &t1);
+		if (r == EX_PROTOCOL)
+			r = EX_UNAVAILABLE;	/* DESIGN.md §5: a broken peer is an unavailable one */
 		if (r != 0)
 			log_err("sync_failed", "account=%s exit=%d error=%s", a->name, r, log_q(err));
 		log_info("sync_done", "account=%s down=%llu up=%llu flags_local=%llu "

@@ -610,6 +610,28 @@ static int hdr_cb(const struct imap_resp *r, void *ctx)
 	return 0;
 }
 
+/*
+ * mbsync stores the messages it downloads into a Maildir with an added
+ * "X-TUID: <12 chars>" header line, so the provider's RFC822.SIZE is that
+ * much smaller: the CRLF size of that line in the header block h[0..n), or 0.
+ */
+static long long mbsync_tuid_size(const char *h, size_t n)
+{
+	size_t i = 0;
+
+	while (i < n) {
+		const char *nl = memchr(h + i, '\n', n - i);
+		size_t e = nl != NULL ? (size_t)(nl - h) : n;
+
+		if (e == i || (e == i + 1 && h[i] == '\r'))
+			return 0;	/* end of header */
+		if (nl != NULL && e - i >= 8 && strncasecmp(h + i, "X-TUID: ", 8) == 0)
+			return (long long)(e - i + 1) + (h[e - 1] == '\r' ? 0 : 1);
+		i = e + 1;
+	}
+	return 0;
+}
+
 /* Key of a local message: headers from its file, CRLF size from ,W= or by reading. */
 static char *local_key(struct fctx *c, const struct maildir_msg *m)
 {
@@ -649,6 +671,7 @@ static char *local_key(struct fctx *c, const struct maildir_msg *m)
 		}
 	}
 	close(fd);
+	vsize -= mbsync_tuid_size(buf, n);
 	k = make_key(buf, n, vsize);
 	return k;
 }
