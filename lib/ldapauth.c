@@ -55,7 +55,9 @@ int ldapauth_escape_filter(const char *s, size_t len, char *out, size_t outlen)
 	if (ldap_bv2escaped_filter_value(&in, &esc) != 0)
 		return -1;
 	if (esc.bv_len < outlen) {
-		memcpy(out, esc.bv_val, esc.bv_len);
+		/* libldap leaves bv_val NULL for an empty value (memcpy(NULL) is UB) */
+		if (esc.bv_len > 0)
+			memcpy(out, esc.bv_val, esc.bv_len);
 		out[esc.bv_len] = '\0';
 		r = 0;
 	}
