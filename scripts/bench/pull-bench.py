@@ -134,8 +134,10 @@ def folders(c):
     typ, data = c.list()
     out = []
     for l in data:
-        name = l.decode().rsplit(' "/" ', 1)[1].strip('"')
-        out.append(name)
+        l = l.decode()
+        if '\\noselect' in l.lower() or '\\nonexistent' in l.lower():
+            continue
+        out.append(l.rsplit(' "/" ', 1)[1].strip('"'))
     return sorted(out)
 
 
