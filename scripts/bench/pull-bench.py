@@ -9,7 +9,7 @@ hold hard links of the same corpus), so B3's changes on one side are work
 for that tool only.  Started by scripts/bench/pull, which sets up dovecot.
 
   pull-bench.py --dir B --port P --ca CA --pw-file F --sizes 10000,100000
-                [--case b1,b2,b3] [--rounds 3] [--rounds-b1-big 2]
+                [--case b1,b2,b3] [--rounds 3] [--rounds-b1-big 1]
 """
 import argparse, imaplib, os, random, shutil, ssl, statistics, subprocess, sys, time
 
@@ -21,7 +21,7 @@ ap.add_argument('--pw-file', required=True)
 ap.add_argument('--sizes', default='10000,100000')
 ap.add_argument('--case', default='b1,b2,b3')
 ap.add_argument('--rounds', type=int, default=3)
-ap.add_argument('--rounds-b1-big', type=int, default=2, help='B1 rounds for sizes >= 50000')
+ap.add_argument('--rounds-b1-big', type=int, default=1, help='B1 rounds for sizes >= 50000')
 ap.add_argument('--b3-folders', type=int, default=5)
 ap.add_argument('--b3-new', type=int, default=100)
 ap.add_argument('--b3-flags', type=int, default=500)
