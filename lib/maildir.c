@@ -4,9 +4,9 @@
 #include "fsutil.h"
 #include "log.h"
 #include "maildir-index.h"
+#include "maildir-scan.h"
 #include "uidlist.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <malloc.h>
@@ -18,245 +18,6 @@
 #include <unistd.h>
 
 #define PATH_BUF 4096
-
-/*
- * One file found in new/ or cur/ during a scan.  Names live in the scan's
- * pool (one growing buffer, NUL-terminated), not in one allocation each.
- */
-struct scan_ent {
-	uint32_t name_off;	/* into scan.pool */
-	uint16_t name_len, base_len;
-	uint32_t keywords;
-	uint8_t flags;
-	uint8_t in_new : 1;
-	uint8_t matched : 1;	/* a uidlist record (or a fresh UID) claimed it */
-	uint8_t gone : 1;	/* vanished while we worked on it */
-	uint8_t fresh_uid : 1;	/* got a new UID in this sync */
-	long long size;		/* ,S= or -1 */
-	uint32_t next;		/* hash chain: index + 1 of the next entry, 0 = end */
-};
-
-struct scan {
-	struct scan_ent *ents;
-	size_t n, cap;
-	char *pool;
-	size_t pool_len, pool_cap;
-	uint32_t *heads;	/* hash of base name -> index + 1 of first entry */
-	size_t nheads;		/* power of two */
-};
-
-#define ENT_NAME(s, e) ((s)->pool + (e)->name_off)
-
-static void scan_free(struct scan *s)
-{
-	free(s->ents);
-	free(s->pool);
-	free(s->heads);
-	memset(s, 0, sizeof(*s));
-}
-
-/* Appends NAME[0..len) and a NUL to the pool; its offset, or -1. */
-static long pool_add(struct scan *s, const char *name, size_t len)
-{
-	size_t off = s->pool_len;
-
-	if (s->pool_len + len + 1 > s->pool_cap) {
-		size_t ncap = s->pool_cap ? s->pool_cap * 2 : 16384;
-		char *np;
-
-		while (ncap < s->pool_len + len + 1)
-			ncap *= 2;
-		if (ncap > UINT32_MAX || (np = realloc(s->pool, ncap)) == NULL)
-			return -1;
-		s->pool = np;
-		s->pool_cap = ncap;
-	}
-	memcpy(s->pool + off, name, len);
-	s->pool[off + len] = '\0';
-	s->pool_len += len + 1;
-	return (long)off;
-}
-
-/* Sets E's name (in the pool) and what it says. */
-static int ent_set_name(struct scan *s, struct scan_ent *e, const char *name, size_t len,
-			const struct maildir_name *mn)
-{
-	long off = pool_add(s, name, len);
-
-	if (off < 0)
-		return -1;
-	e->name_off = (uint32_t)off;
-	e->name_len = (uint16_t)len;
-	e->base_len = (uint16_t)mn->base_len;
-	e->flags = (uint8_t)mn->flags;
-	e->keywords = mn->keywords;
-	e->size = mn->size;
-	return 0;
-}
-
-static int scan_dir(struct scan *s, const char *folder, int in_new, char *err, size_t errlen)
-{
-	char path[PATH_BUF];
-	DIR *d;
-	struct dirent *de;
-
-	snprintf(path, sizeof(path), "%s/%s", folder, in_new ? "new" : "cur");
-	d = opendir(path);
-	if (d == NULL) {
-		int e = errno;
-
-		snprintf(err, errlen, "opendir %s: %s", path, strerror(e));
-		return fsutil_errno_code(e);
-	}
-	while ((de = readdir(d)) != NULL) {
-		struct scan_ent *e;
-		struct maildir_name mn;
-		size_t len;
-
-		if (de->d_name[0] == '.')
-			continue;
-		len = strlen(de->d_name);
-		if (maildir_name_parse(de->d_name, len, &mn) < 0) {
-			log_warn("maildir-skip", "dir=%s file=%s reason=invalid-name",
-				 log_q(path), log_q(de->d_name));
-			continue;
-		}
-		if (s->n == s->cap) {
-			size_t ncap = s->cap ? s->cap * 2 : 256;
-			struct scan_ent *ne;
-
-			if (ncap >= UINT32_MAX || (ne = realloc(s->ents, ncap * sizeof(*ne))) == NULL)
-				goto nomem;
-			s->ents = ne;
-			s->cap = ncap;
-		}
-		e = &s->ents[s->n];
-		memset(e, 0, sizeof(*e));
-		if (ent_set_name(s, e, de->d_name, len, &mn) < 0)
-			goto nomem;
-		e->in_new = in_new != 0;
-		s->n++;
-	}
-	closedir(d);
-	return 0;
-nomem:
-	closedir(d);
-	snprintf(err, errlen, "%s: out of memory", path);
-	return EX_OSERR;
-}
-
-static int base_cmp(const char *a, size_t alen, const char *b, size_t blen)
-{
-	int c = memcmp(a, b, alen < blen ? alen : blen);
-
-	if (c != 0)
-		return c;
-	return alen < blen ? -1 : alen > blen;
-}
-
-static int ent_name_cmp(const void *a, const void *b, void *pool)
-{
-	const struct scan_ent *x = *(struct scan_ent *const *)a, *y = *(struct scan_ent *const *)b;
-
-	return strcmp((const char *)pool + x->name_off, (const char *)pool + y->name_off);
-}
-
-/* FNV-1a over a base name: buckets for matching records to files. */
-static uint32_t base_hash(const char *s, size_t len)
-{
-	uint32_t h = 2166136261u;
-
-	for (size_t i = 0; i < len; i++) {
-		h ^= (unsigned char)s[i];
-		h *= 16777619u;
-	}
-	return h;
-}
-
-static int scan_index(struct scan *s)
-{
-	size_t i, nh = 64;
-
-	while (nh < s->n * 2)
-		nh *= 2;
-	free(s->heads);
-	s->heads = calloc(nh, sizeof(*s->heads));
-	if (s->heads == NULL)
-		return -1;
-	s->nheads = nh;
-	/* backwards, so that chains list entries in scan order */
-	for (i = s->n; i-- > 0; ) {
-		struct scan_ent *e = &s->ents[i];
-		uint32_t b = base_hash(ENT_NAME(s, e), e->base_len) & (uint32_t)(nh - 1);
-
-		e->next = s->heads[b];
-		s->heads[b] = (uint32_t)(i + 1);
-	}
-	return 0;
-}
-
-enum { SCAN_UNCLAIMED, SCAN_FRESH };
-
-/* The first entry with FNAME's base that is unclaimed / got a fresh UID, or NULL. */
-static struct scan_ent *scan_find_base(struct scan *s, const char *fname, size_t blen, int which)
-{
-	uint32_t k;
-
-	if (s->nheads == 0)
-		return NULL;
-	k = s->heads[base_hash(fname, blen) & (uint32_t)(s->nheads - 1)];
-	while (k != 0) {
-		struct scan_ent *e = &s->ents[k - 1];
-
-		if ((which == SCAN_FRESH ? e->fresh_uid : !e->matched) &&
-		    base_cmp(fname, blen, ENT_NAME(s, e), e->base_len) == 0)
-			return e;
-		k = e->next;
-	}
-	return NULL;
-}
-
-/* An unclaimed entry with FNAME's base, or NULL. */
-static struct scan_ent *scan_find(struct scan *s, const char *fname)
-{
-	return scan_find_base(s, fname, strcspn(fname, ":"), SCAN_UNCLAIMED);
-}
-
-static int scan_all(struct scan *s, const char *folder, char *err, size_t errlen)
-{
-	int r;
-
-	scan_free(s);
-	if ((r = scan_dir(s, folder, 1, err, errlen)) != 0 ||
-	    (r = scan_dir(s, folder, 0, err, errlen)) != 0)
-		return r;
-	if (scan_index(s) < 0) {
-		snprintf(err, errlen, "%s: out of memory", folder);
-		return EX_OSERR;
-	}
-	return 0;
-}
-
-/* Matches records to files; returns how many records have no file. */
-static size_t scan_match(struct scan *s, struct uidlist *ul, struct scan_ent **rec_ent)
-{
-	size_t i, missing = 0;
-
-	for (i = 0; i < s->n; i++)
-		s->ents[i].matched = s->ents[i].fresh_uid = 0;
-	for (i = 0; i < ul->nrecs; i++) {
-		struct scan_ent *e = scan_find(s, ul->recs[i].fname);
-
-		if (e != NULL) {
-			e->matched = 1;
-			rec_ent[i] = e;
-		} else {
-			rec_ent[i] = NULL;
-			missing++;
-		}
-	}
-	return missing;
-}
 
 static uint32_t new_uidvalidity(void)
 {
@@ -368,7 +129,8 @@ static int folder_unchanged(const struct maildir_folder *f)
 	       f->synced_at > u.mtime_sec + 1;
 }
 
-static long long ent_size(const char *folder, const struct scan *s, const struct scan_ent *e)
+static long long ent_size(const char *folder, const struct maildir_scan *s,
+			  const struct maildir_scan_ent *e)
 {
 	char path[PATH_BUF];
 	struct stat st;
@@ -376,17 +138,17 @@ static long long ent_size(const char *folder, const struct scan *s, const struct
 	if (e->size >= 0)
 		return e->size;
 	snprintf(path, sizeof(path), "%s/%s/%s", folder, e->in_new ? "new" : "cur",
-		 ENT_NAME(s, e));
+		 MAILDIR_SCAN_NAME(s, e));
 	return stat(path, &st) == 0 ? (long long)st.st_size : -1;
 }
 
 /* new/X -> cur/X:2,<flags>, as a session's first sync does. */
-static int move_to_cur(const char *folder, struct scan *s, struct scan_ent *e,
+static int move_to_cur(const char *folder, struct maildir_scan *s, struct maildir_scan_ent *e,
 		       char *err, size_t errlen)
 {
 	char from[PATH_BUF], to[PATH_BUF], nname[MAILDIR_NAME_MAX + 1];
 	struct maildir_name mn;
-	const char *name = ENT_NAME(s, e);
+	const char *name = MAILDIR_SCAN_NAME(s, e);
 
 	if (maildir_name_with_flags(name, e->flags, e->keywords, nname, sizeof(nname)) < 0)
 		snprintf(nname, sizeof(nname), "%s", name);
@@ -404,7 +166,7 @@ static int move_to_cur(const char *folder, struct scan *s, struct scan_ent *e,
 	}
 	e->in_new = 0;
 	if (maildir_name_parse(nname, strlen(nname), &mn) < 0 ||
-	    ent_set_name(s, e, nname, strlen(nname), &mn) < 0) {
+	    maildir_scan_set_name(s, e, nname, strlen(nname), &mn) < 0) {
 		snprintf(err, errlen, "out of memory");
 		return EX_OSERR;
 	}
@@ -415,8 +177,8 @@ static int move_to_cur(const char *folder, struct scan *s, struct scan_ent *e,
  * Replaces F's messages with the files of S matched to the records of UL
  * (REC_ENT[i] for record i): one array, one block for all names.
  */
-static int publish(struct maildir_folder *f, struct scan *s, const struct uidlist *ul,
-		   struct scan_ent **rec_ent)
+static int publish(struct maildir_folder *f, struct maildir_scan *s, const struct uidlist *ul,
+		   struct maildir_scan_ent **rec_ent)
 {
 	struct maildir_msg *msgs;
 	size_t i, n = 0, names_len = 0, off = 0;
@@ -435,7 +197,7 @@ static int publish(struct maildir_folder *f, struct scan *s, const struct uidlis
 		return -1;
 	}
 	for (i = 0, n = 0; i < ul->nrecs; i++) {
-		struct scan_ent *e = rec_ent[i];
+		struct maildir_scan_ent *e = rec_ent[i];
 		struct maildir_msg *m;
 
 		if (e == NULL || e->gone)
@@ -443,7 +205,7 @@ static int publish(struct maildir_folder *f, struct scan *s, const struct uidlis
 		m = &msgs[n++];
 		m->uid = ul->recs[i].uid;
 		m->fname = names + off;
-		memcpy(names + off, ENT_NAME(s, e), e->name_len + 1u);
+		memcpy(names + off, MAILDIR_SCAN_NAME(s, e), e->name_len + 1u);
 		off += e->name_len + 1u;
 		m->in_new = e->in_new;
 		m->flags = e->flags;
@@ -461,8 +223,8 @@ static int publish(struct maildir_folder *f, struct scan *s, const struct uidlis
 static int sync_locked(struct maildir_folder *f, unsigned flags, char *err, size_t errlen)
 {
 	struct uidlist *ul = NULL;
-	struct scan s = { 0 };
-	struct scan_ent **rec_ent = NULL, **fresh = NULL;
+	struct maildir_scan s = { 0 };
+	struct maildir_scan_ent **rec_ent = NULL, **fresh = NULL;
 	size_t i, missing, nfresh = 0, old_nrecs, dropped = 0, moved = 0;
 	time_t started = time(NULL);
 	int r, rewrite = 0, big;
@@ -478,21 +240,21 @@ static int sync_locked(struct maildir_folder *f, unsigned flags, char *err, size
 	} else if (ul->version != 3) {
 		rewrite = 1;
 	}
-	if ((r = scan_all(&s, f->path, err, errlen)) != 0)
+	if ((r = maildir_scan_all(&s, f->path, err, errlen)) != 0)
 		goto out;
 	rec_ent = calloc(ul->nrecs ? ul->nrecs : 1, sizeof(*rec_ent));
 	if (rec_ent == NULL)
 		goto nomem;
-	missing = scan_match(&s, ul, rec_ent);
+	missing = maildir_scan_match(&s, ul, rec_ent);
 	if (missing > 0) {
 		/*
 		 * readdir() may miss a file renamed during the scan by a writer
 		 * that does not lock (an MUA changing flags): look once more
 		 * before treating records as expunged.
 		 */
-		if ((r = scan_all(&s, f->path, err, errlen)) != 0)
+		if ((r = maildir_scan_all(&s, f->path, err, errlen)) != 0)
 			goto out;
-		missing = scan_match(&s, ul, rec_ent);
+		missing = maildir_scan_match(&s, ul, rec_ent);
 	}
 	if (flags & MAILDIR_SYNC_MOVE_NEW) {
 		for (i = 0; i < s.n; i++) {
@@ -512,7 +274,7 @@ static int sync_locked(struct maildir_folder *f, unsigned flags, char *err, size
 			continue;
 		fresh[nfresh++] = &s.ents[i];
 	}
-	qsort_r(fresh, nfresh, sizeof(*fresh), ent_name_cmp, s.pool);
+	qsort_r(fresh, nfresh, sizeof(*fresh), maildir_scan_name_cmp, s.pool);
 	if (missing > 0) {
 		size_t w = 0;
 
@@ -532,22 +294,22 @@ static int sync_locked(struct maildir_folder *f, unsigned flags, char *err, size
 	}
 	old_nrecs = ul->nrecs;
 	if (nfresh > 0) {
-		struct scan_ent **nre = realloc(rec_ent, (ul->nrecs + nfresh) * sizeof(*nre));
+		struct maildir_scan_ent **nre = realloc(rec_ent, (ul->nrecs + nfresh) * sizeof(*nre));
 
 		if (nre == NULL)
 			goto nomem;
 		rec_ent = nre;
 	}
 	for (i = 0; i < nfresh; i++) {
-		struct scan_ent *e = fresh[i];
-		const char *name = ENT_NAME(&s, e);
+		struct maildir_scan_ent *e = fresh[i];
+		const char *name = MAILDIR_SCAN_NAME(&s, e);
 
 		/*
 		 * A second fresh file with the same base (one copy in new/,
 		 * one in cur/) is a duplicate: it gets no UID of its own.
 		 */
 		e->matched = 1;
-		if (scan_find_base(&s, name, e->base_len, SCAN_FRESH) != NULL) {
+		if (maildir_scan_find_base(&s, name, e->base_len, MAILDIR_SCAN_FRESH) != NULL) {
 			log_warn("maildir-duplicate", "folder=%s file=%s", log_q(f->path),
 				 log_q(name));
 			continue;
@@ -564,12 +326,12 @@ static int sync_locked(struct maildir_folder *f, unsigned flags, char *err, size
 	if (rewrite) {
 		/* Like dovecot, a rewrite records the current file names. */
 		for (i = 0; i < ul->nrecs; i++) {
-			struct scan_ent *e = rec_ent[i];
+			struct maildir_scan_ent *e = rec_ent[i];
 			char *n;
 
-			if (e == NULL || e->gone || strcmp(ENT_NAME(&s, e), ul->recs[i].fname) == 0)
+			if (e == NULL || e->gone || strcmp(MAILDIR_SCAN_NAME(&s, e), ul->recs[i].fname) == 0)
 				continue;
-			if ((n = strdup(ENT_NAME(&s, e))) == NULL)
+			if ((n = strdup(MAILDIR_SCAN_NAME(&s, e))) == NULL)
 				goto nomem;
 			uidlist_free_name(ul, ul->recs[i].fname);
 			ul->recs[i].fname = n;
@@ -604,7 +366,7 @@ out:
 	free(fresh);
 	free(rec_ent);
 	big = s.n >= 4096;
-	scan_free(&s);
+	maildir_scan_free(&s);
 	uidlist_free(ul);
 	if (big)
 		malloc_trim(0);	/* give the scan's heap back: sessions stay small */
@@ -681,30 +443,30 @@ void maildir_folder_status(const struct maildir_folder *f, struct maildir_status
 static int msg_locate(struct maildir_folder *f, struct maildir_msg *m, char *err, size_t errlen)
 {
 	char path[PATH_BUF];
-	struct scan s = { 0 };
-	struct scan_ent *e;
+	struct maildir_scan s = { 0 };
+	struct maildir_scan_ent *e;
 	int r;
 
 	snprintf(path, sizeof(path), "%s/%s/%s", f->path, m->in_new ? "new" : "cur", m->fname);
 	if (access(path, F_OK) == 0)
 		return 0;
-	if ((r = scan_all(&s, f->path, err, errlen)) != 0)
+	if ((r = maildir_scan_all(&s, f->path, err, errlen)) != 0)
 		return r;
-	e = scan_find(&s, m->fname);
+	e = maildir_scan_find(&s, m->fname);
 	if (e == NULL) {
-		scan_free(&s);
+		maildir_scan_free(&s);
 		snprintf(err, errlen, "%s: message UID %u is gone", f->path, m->uid);
 		return EX_NOINPUT;
 	}
-	if (maildir_msg_set_name(f, m, ENT_NAME(&s, e)) < 0) {
-		scan_free(&s);
+	if (maildir_msg_set_name(f, m, MAILDIR_SCAN_NAME(&s, e)) < 0) {
+		maildir_scan_free(&s);
 		snprintf(err, errlen, "out of memory");
 		return EX_OSERR;
 	}
 	m->in_new = e->in_new;
 	m->flags = e->flags;
 	m->keywords = e->keywords;
-	scan_free(&s);
+	maildir_scan_free(&s);
 	return 0;
 }
 
