@@ -3,6 +3,7 @@
 # systemd units (systemd-analyze verify), man pages and --help/--version.
 
 load lib/common
+load lib/slapd   # the demo user's password
 
 TOOLS="mail-autoconfig mail-folders mail-ldap-check mail-pull mail-serve-imap mail-submit-relay"
 
