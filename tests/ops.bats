@@ -182,3 +182,22 @@ demo_env() {
 		[ "$status" -eq 64 ] || { echo "$t: exit $status"; false; }
 	done
 }
+
+@test "the README's config examples load (mail-folders dirs) and name the backup dirs" {
+	"$MK_PY" - "$MK_ROOT/README.md" "$T" <<'PY'
+import re, sys
+s = open(sys.argv[1]).read()
+blocks = re.findall(r"```ini\n(.*?)```", s, re.S)
+assert len(blocks) >= 2, blocks
+open(sys.argv[2] + "/full.conf", "w").write(blocks[0])
+open(sys.argv[2] + "/users.conf", "w").write("mail_dir = /var/vmail\n" + blocks[1])
+PY
+	run mail-folders -c "$T/full.conf" dirs
+	assert_success
+	assert_output $'/var/vmail\n/var/lib/mailkeep'
+	run mail-folders -c "$T/users.conf" dirs
+	assert_success
+	run mail-autoconfig -c "$T/full.conf"
+	assert_success
+	assert_output --partial "<hostname>imap.example.com</hostname>"
+}
