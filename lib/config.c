@@ -536,6 +536,15 @@ static int parse_line(struct parser *p, char *s)
 		if ((unsigned char)s[i] < 0x20 && s[i] != '\t')
 			return perr(p, "control character in line");
 	if (s[0] == '[') {
+		/* "[sync]   # comment" as DESIGN.md writes it */
+		char *hash = strchr(s, ']');
+		if (hash != NULL && (hash = strchr(hash, '#')) != NULL && hash > s &&
+		    (hash[-1] == ' ' || hash[-1] == '\t')) {
+			*hash = '\0';
+			n = strlen(s);
+			while (n > 0 && (s[n - 1] == ' ' || s[n - 1] == '\t'))
+				s[--n] = '\0';
+		}
 		if (s[n - 1] != ']')
 			return perr(p, "section header must end with ']'");
 		s[n - 1] = '\0';

@@ -53,7 +53,7 @@ static const char *full =
 	"state_dir = /var/lib/mailkeep\n"
 	"vmail_user = vmail\n"
 	"\n"
-	"[sync]\n"
+	"[sync]                           # shb.mailserver.imapSync\n"
 	"interval = 5m\n"
 	"debug = yes\n"
 	"[imap]\n"
@@ -176,6 +176,8 @@ static void test_syntax_errors(void)
 	T_OK(parse_fails("domain = a\nbogus line\n", "t.conf:2: expected 'key = value'"));
 	T_OK(parse_fails("= value\n", "t.conf:1: missing key"));
 	T_OK(parse_fails("[sync\n", "t.conf:1: section header must end"));
+	T_OK(parse_fails("[sync] x\n", "t.conf:1: section header must end"));
+	T_OK(parse_fails("[sync]#x\n", "t.conf:1: section header must end"));
 	T_OK(parse_fails("\n\n[nope]\n", "t.conf:3: unknown section [nope]"));
 	T_OK(parse_fails("[account]\n", "t.conf:1: [account] needs a name"));
 	T_OK(parse_fails("[mailbox]\n", "needs a name"));
