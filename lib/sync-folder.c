@@ -276,7 +276,8 @@ static long long mtime_ns(const char *dir, const char *sub)
 	return (long long)sb.st_mtim.tv_sec * 1000000000LL + sb.st_mtim.tv_nsec;
 }
 
-static int state_load(struct fctx *c)
+/* Reads the state; with HEADER_ONLY, not the pairs (enough to see a folder is unchanged). */
+static int state_load(struct fctx *c, int header_only)
 {
 	char *buf = NULL, e[256];
 	size_t len;
@@ -288,6 +289,15 @@ static int state_load(struct fctx *c)
 	if (rc != 0) {
 		snprintf(c->err, sizeof(c->err), "%s", e);
 		return rc;
+	}
+	if (header_only) {
+		const char *p = memmem(buf, len, "\npairs\n", 7);
+
+		if (p == NULL) {
+			free(buf);
+			return 0;
+		}
+		len = (size_t)(p - buf) + 7;
 	}
 	rc = sync_state_parse(buf, len, kw_index_cb, c, &c->st, e, sizeof(e));
 	free(buf);
@@ -1095,21 +1105,25 @@ int sync_folder(struct sync_run *run, const struct sync_rfolder *rf, char *err, 
 		goto out;
 	}
 	rc = 0;
-	if ((rc = state_load(c)) != 0)
+	/* 1. unchanged on both sides: the state's header is enough */
+	if ((rc = state_load(c, 1)) != 0)
+		goto out;
+	c->mt_new = mtime_ns(c->dir, "new");
+	c->mt_cur = mtime_ns(c->dir, "cur");
+	if (c->st.remote != NULL && strcmp(c->st.remote, rf->name) == 0 && rf->have_status &&
+	    rf->highestmodseq != 0 && c->st.highestmodseq == rf->highestmodseq &&
+	    c->st.r_uidvalidity == rf->uidvalidity && c->st.r_uidnext == rf->uidnext &&
+	    c->mt_new == c->st.l_mtime_new && c->mt_cur == c->st.l_mtime_cur && c->mt_new > 0) {
+		run->st->folders_skipped++;
+		goto out;
+	}
+	sync_state_clear(&c->st);
+	if ((rc = state_load(c, 0)) != 0)
 		goto out;
 	if (c->st.remote != NULL && strcmp(c->st.remote, rf->name) != 0) {
 		log_info("mapping_changed", "folder=%s old=%s action=re-pair", log_q(rf->local),
 			 log_q(c->st.remote));
 		c->st.npairs = 0;
-	}
-	c->mt_new = mtime_ns(c->dir, "new");
-	c->mt_cur = mtime_ns(c->dir, "cur");
-	if (c->st.remote != NULL && rf->have_status && rf->highestmodseq != 0 &&
-	    c->st.highestmodseq == rf->highestmodseq && c->st.r_uidvalidity == rf->uidvalidity &&
-	    c->st.r_uidnext == rf->uidnext && c->mt_new == c->st.l_mtime_new &&
-	    c->mt_cur == c->st.l_mtime_cur && c->mt_new > 0) {
-		run->st->folders_skipped++;
-		goto out;
 	}
 	if (dry && access(c->dir, F_OK) != 0) {
 		log_info("plan", "folder=%s action=create-local", log_q(rf->local));
