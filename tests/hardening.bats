@@ -262,6 +262,7 @@ for s in socks:
 print('ok')
 PY
 	echo "$output"
+	echo "# $(grep '^sessions alive' <<<"$output")" >&3
 	assert_success
 	assert_output --partial ok
 }
@@ -402,6 +403,7 @@ s.sendmail('alice@example.com', ['x@example.org'], b'From: alice@example.com\r\n
 print('ok')
 PY
 	echo "$output"
+	echo "# $(grep -E '^(DATA|MAIL) refused' <<<"$output")" >&3
 	assert_success
 	assert_output --partial ok
 	# both acknowledged messages are queued, complete
@@ -444,6 +446,7 @@ print('ok')
 PY
 	kill -CONT "$spid"
 	echo "$output"
+	echo "# $(grep '^answer after' <<<"$output")" >&3
 	assert_success
 	assert_output --partial ok
 	# and once slapd runs again, the login works
