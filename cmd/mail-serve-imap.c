@@ -27,7 +27,7 @@ static void usage(FILE *f)
 {
 	fprintf(f,
 		"usage: mail-serve-imap [-c FILE] [-v] [--tls] [--listen ADDR:PORT]\n"
-		"                       [--allow-plaintext] [--home DIR]\n"
+		"                       [--allow-plaintext] [--home DIR] [--max-connections N]\n"
 		"Serves IMAP on stdin/stdout (inetd, systemd Accept=yes), or accepts\n"
 		"connections on --listen or systemd's LISTEN_FDS and forks per client.\n"
 		"  -c FILE            config file (default $MAILKEEP_CONFIG or %s)\n"
@@ -36,6 +36,7 @@ static void usage(FILE *f)
 		"  --listen ADDR:PORT accept connections there (tests, debugging)\n"
 		"  --allow-plaintext  allow LOGIN without TLS from loopback clients\n"
 		"  --home DIR         skip login: serve DIR/mail (PREAUTH; local use)\n"
+		"  --max-connections N  sessions at once in --listen mode (default 500)\n"
 		"  -h, --help         this text\n"
 		"  --version          print the version\n",
 		CONFIG_DEFAULT_PATH);
@@ -63,12 +64,13 @@ static int session(int fd_in, int fd_out, const char *peer, void *arg)
 
 int main(int argc, char **argv)
 {
-	enum { OPT_TLS = 256, OPT_LISTEN, OPT_PLAIN, OPT_HOME, OPT_VERSION };
+	enum { OPT_TLS = 256, OPT_LISTEN, OPT_PLAIN, OPT_HOME, OPT_VERSION, OPT_MAXCONN };
 	static const struct option longopts[] = {
 		{ "tls", no_argument, NULL, OPT_TLS },
 		{ "listen", required_argument, NULL, OPT_LISTEN },
 		{ "allow-plaintext", no_argument, NULL, OPT_PLAIN },
 		{ "home", required_argument, NULL, OPT_HOME },
+		{ "max-connections", required_argument, NULL, OPT_MAXCONN },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, OPT_VERSION },
 		{ NULL, 0, NULL, 0 },
@@ -91,6 +93,13 @@ int main(int argc, char **argv)
 		case OPT_LISTEN: so.listen = optarg; break;
 		case OPT_PLAIN: c.opts.allow_plaintext = 1; break;
 		case OPT_HOME: c.opts.home = optarg; break;
+		case OPT_MAXCONN:
+			so.max_children = atoi(optarg);
+			if (so.max_children < 1 || so.max_children > 100000) {
+				fprintf(stderr, "mail-serve-imap: --max-connections: 1 to 100000\n");
+				return EX_USAGE;
+			}
+			break;
 		case OPT_VERSION: printf("mail-serve-imap %s\n", MAILKEEP_VERSION); return 0;
 		default: usage(stderr); return EX_USAGE;
 		}

@@ -145,7 +145,7 @@ static int systemd_listen_fd(void)
 static int accept_loop(int lfd, const struct server_opts *o, server_session_fn fn, void *arg)
 {
 	struct sigaction sa = { 0 };
-	int max = o->max_children > 0 ? o->max_children : 100;
+	int max = o->max_children > 0 ? o->max_children : 500;
 	int nkids = 0;
 	pid_t *kids = calloc((size_t)max, sizeof(*kids));
 

@@ -16,7 +16,7 @@ typedef int (*server_session_fn)(int fd_in, int fd_out, const char *peer, void *
 
 struct server_opts {
 	const char *listen;	/* "127.0.0.1:1143", "[::1]:1143", or NULL */
-	int max_children;	/* accept no more at once (default 100) */
+	int max_children;	/* accept no more at once (default 500) */
 };
 
 /*

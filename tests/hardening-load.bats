@@ -3,7 +3,7 @@
 # doing LOGIN/SELECT/FETCH/NOOP/APPEND for ~20 s against one --listen server,
 # and 50 concurrent SMTP submissions.  Nothing acknowledged is lost, the
 # long-lived --listen parents keep their fds and RSS flat, no crash is logged.
-# The --listen parent serves at most 100 sessions at once (lib/server.c) and
+# The --listen parent serves at most --max-connections sessions at once (default 500) and
 # closes the connections above that: clients reconnect after a short pause,
 # and the refusals are counted.
 
@@ -88,7 +88,7 @@ def worker(i):
             with lock:
                 stats['sessions'] += 1; stats['ops'] += ops + 2
         except (imaplib.IMAP4.abort, OSError, EOFError) as e:
-            # closed before the greeting: over the parent's 100 sessions
+            # closed before the greeting: over the parent's session cap
             with lock: stats['refused'] += 1
             time.sleep(random.uniform(0.05, 0.3))
         except Exception as e:
