@@ -7,6 +7,7 @@
 #include "folders.h"
 #include "fsutil.h"
 #include "log.h"
+#include "sync.h"
 #include "mailbox-name.h"
 #include "maildir.h"
 
@@ -43,7 +44,7 @@ static void usage(FILE *f)
 		"  delete NAME\n"
 		"  rename OLD NEW\n"
 		"  dirs                          directories a backup must hold\n"
-		"  remote -a ACCOUNT             (not yet available)\n"
+		"  remote -a ACCOUNT             the provider's folders and their local names\n"
 		"Exit: 0 ok, 64 usage, 65 bad data, 66 no such folder, 73 exists,\n"
 		"75 temporary failure (locked), 78 config error.  See mail-folders(1).\n");
 }
@@ -398,9 +399,27 @@ int main(int argc, char **argv)
 	}
 
 	if (strcmp(cmd, "remote") == 0) {
-		(void)o.account;
-		return fail(EX_UNAVAILABLE, "remote",
-			    "remote: not yet available (listing a provider's folders comes with mail-pull)");
+		/* the provider's folders, their special use, and where mail-pull puts them */
+		const struct config_account *a;
+		char err[ERRLEN];
+
+		if (argc != 0 || o.account == NULL) {
+			fprintf(stderr, "mail-folders: remote needs -a ACCOUNT\n");
+			return EX_USAGE;
+		}
+		if ((r = load_config(&o, &cfg)) != 0)
+			return r;
+		a = config_account(cfg, o.account);
+		if (a == NULL) {
+			snprintf(err, sizeof(err), "%s: no [account %s]", cfg->path, o.account);
+			config_free(cfg);
+			return fail(EX_CONFIG, "remote", err);
+		}
+		r = sync_print_remote(cfg, a, stdout, o.verbose > 1, err, sizeof(err));
+		if (r != 0)
+			fail(r, "remote", err);
+		config_free(cfg);
+		return r;
 	}
 	if (strcmp(cmd, "dirs") == 0) {
 		r = argc == 0 ? cmd_dirs(&o, &cfg) : (usage(stderr), EX_USAGE);
