@@ -43,9 +43,9 @@ def server_pid(m):
             return int(pid)
     return int(pids[0][1]) if pids else None
 
-def rss_kb(pid):
+def rss_kb(pid, field='VmRSS'):
     for l in open('/proc/%d/status' % pid):
-        if l.startswith('VmRSS'):
+        if l.startswith(field + ':'):
             return int(l.split()[1])
 
 def report(case, results, unit, lower_better=True):
@@ -85,15 +85,20 @@ def b5():
 
 def b6():
     res = {'ours': [], 'dovecot': []}
+    anon = {'ours': [], 'dovecot': []}
     for r in range(a.rounds):
         for name, port, pw in SERVERS:
             m = login(port, pw)
             m.select('"%s"' % a.mid_folder)
             m.noop()
             time.sleep(0.2)
-            res[name].append(rss_kb(server_pid(m)))
+            pid = server_pid(m)
+            res[name].append(rss_kb(pid))
+            anon[name].append(rss_kb(pid, 'RssAnon'))
             m.logout()
     report('B6 idle session RSS (10k)', res, 'kB')
+    # the session's own memory, without the shared libraries it maps
+    report('B6 idle session RssAnon (10k)', anon, 'kB')
 
 def b4_client(port, pw, stop, ops, lat, errors, seed):
     rnd = random.Random(seed)
