@@ -7,6 +7,7 @@
 #include "config.h"
 #include "imapd.h"
 #include "log.h"
+#include "maildir.h"
 #include "server.h"
 #include "tls.h"
 
@@ -116,6 +117,7 @@ int main(int argc, char **argv)
 		log_err("config", "error=%s", log_q(err));
 		return rc;
 	}
+	maildir_set_index_dir(cfg->index_dir);	/* NULL: an index file per folder */
 	rc = config_require(cfg, (c.opts.home ? 0 : CONFIG_NEED_MAIL_DIR | CONFIG_NEED_AUTH) |
 			    (c.opts.allow_plaintext || c.opts.home ? 0 : CONFIG_NEED_TLS),
 			    err, sizeof(err));

@@ -6,6 +6,7 @@
 #include "auth.h"
 #include "config.h"
 #include "log.h"
+#include "maildir.h"
 #include "queue.h"
 #include "relay.h"
 #include "server.h"
@@ -350,6 +351,7 @@ int main(int argc, char **argv)
 		curl_global_cleanup();
 		return rc;
 	}
+	maildir_set_index_dir(cfg->index_dir);	/* NULL: an index file per folder */
 	argc -= optind;
 	argv += optind;
 	if (strcmp(mode, "serve") == 0)
