@@ -30,6 +30,8 @@ struct sync_batch {
 	char tmp[MAILDIR_NAME_MAX + 1];
 	long long size, vsize;
 	int last_cr;
+	size_t wlen;		/* bytes in wbuf: callers write line by line */
+	char wbuf[65536];
 };
 
 struct sync_batch *sync_batch_new(const char *dir)
@@ -104,6 +106,20 @@ int sync_batch_begin(struct sync_batch *b, char *err, size_t errlen)
 	}
 	b->size = b->vsize = 0;
 	b->last_cr = 0;
+	b->wlen = 0;
+	return 0;
+}
+
+static int wbuf_flush(struct sync_batch *b, char *err, size_t errlen)
+{
+	if (b->wlen > 0 && fsutil_write_all(b->fd, b->wbuf, b->wlen) < 0) {
+		int e = errno;
+
+		snprintf(err, errlen, "write %s/tmp/%s: %s", b->dir, b->tmp, strerror(e));
+		sync_batch_abort(b);
+		return e == ENOSPC || e == EDQUOT ? EX_TEMPFAIL : EX_IOERR;
+	}
+	b->wlen = 0;
 	return 0;
 }
 
@@ -127,12 +143,23 @@ int sync_batch_write(struct sync_batch *b, const void *buf, size_t len, char *er
 	}
 	if (len > 0)
 		b->last_cr = p[len - 1] == '\r';
-	if (fsutil_write_all(b->fd, buf, len) < 0) {
-		int e = errno;
+	if (b->wlen + len > sizeof(b->wbuf)) {
+		int rc = wbuf_flush(b, err, errlen);
 
-		snprintf(err, errlen, "write %s/tmp/%s: %s", b->dir, b->tmp, strerror(e));
-		sync_batch_abort(b);
-		return e == ENOSPC || e == EDQUOT ? EX_TEMPFAIL : EX_IOERR;
+		if (rc != 0)
+			return rc;
+	}
+	if (len >= sizeof(b->wbuf)) {
+		if (fsutil_write_all(b->fd, buf, len) < 0) {
+			int e = errno;
+
+			snprintf(err, errlen, "write %s/tmp/%s: %s", b->dir, b->tmp, strerror(e));
+			sync_batch_abort(b);
+			return e == ENOSPC || e == EDQUOT ? EX_TEMPFAIL : EX_IOERR;
+		}
+	} else {
+		memcpy(b->wbuf + b->wlen, buf, len);
+		b->wlen += len;
 	}
 	b->size += (long long)len;
 	b->vsize += (long long)len;
@@ -162,6 +189,12 @@ int sync_batch_end(struct sync_batch *b, unsigned flags, uint32_t keywords, time
 		b->cap = cap;
 	}
 	m = &b->v[b->n];
+	{
+		int rc = wbuf_flush(b, err, errlen);
+
+		if (rc != 0)
+			return rc;
+	}
 	if (mtime > 0) {
 		struct timespec ts[2] = { { mtime, 0 }, { mtime, 0 } };
 
