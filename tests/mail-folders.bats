@@ -47,7 +47,7 @@ our_status() {
 	mail-folders -d "$H" status "$1" | awk -F'\t' '{ printf "messages=%s uidnext=%s uidvalidity=%s\n", $2, $5, $6 }'
 }
 
-@test "usage, version, help, remote not yet available" {
+@test "usage, version, help; remote needs an [account] from the config" {
 	run mail-folders --version
 	assert_success
 	assert_output --partial "mail-folders"
@@ -58,9 +58,10 @@ our_status() {
 	assert_failure 64
 	run mail-folders -d "$H" frobnicate
 	assert_failure 64
-	run mail-folders -d "$H" remote -a fastmail
-	assert_failure 69
-	assert_output --partial "not yet"
+	run mail-folders -c /nonexistent/mailkeep.conf remote -a fastmail
+	assert_failure 78
+	run mail-folders remote
+	assert_failure 64
 	run mail-folders list
 	assert_failure 64
 }
