@@ -4,6 +4,7 @@
  */
 #include "config.h"
 #include "log.h"
+#include "maildir.h"
 #include "sync.h"
 
 #include <getopt.h>
@@ -174,6 +175,7 @@ int main(int argc, char **argv)
 		free(only);
 		return rc;
 	}
+	maildir_set_index_dir(cfg->index_dir);	/* NULL: an index file per folder */
 	for (c = 0; c < nonly; c++)
 		if (config_account(cfg, only[c]) == NULL) {
 			log_err("usage", "error=%s account=%s", log_q("no such [account]"),
