@@ -132,19 +132,7 @@ PY
 @test "privileges and secrets: sessions run as vmail_user, not dumpable; no secret in argv, environ or logs" {
 	load lib/slapd
 	mk_slapd_start "$D/slapd"
-	mk_secret "$D/ldap-admin" "$MK_SLAPD_ADMIN_PW"
-	sed -i '/^\[users\]/,/^account = test/d' "$MK_IMAPD_CONF"
-	cat >> "$MK_IMAPD_CONF" <<CONF
-[ldap]
-host = 127.0.0.1
-port = $MK_SLAPD_PORT
-dc_domain = dc=example,dc=com
-admin_name = admin
-admin_password_file = $D/ldap-admin
-account = test
-user_group = mail_user
-timeout = 5
-CONF
+	mk_slapd_use_in_conf "$MK_IMAPD_CONF" "$D" 5
 	mk_sink_start
 	mk_imapd_start
 	local imap_parent
@@ -415,19 +403,7 @@ PY
 @test "fault: LDAP that stalls (slapd SIGSTOP): LOGIN answers NO [UNAVAILABLE] within the timeout" {
 	load lib/slapd
 	mk_slapd_start "$D/slapd"
-	mk_secret "$D/ldap-admin" "$MK_SLAPD_ADMIN_PW"
-	sed -i '/^\[users\]/,/^account = test/d' "$MK_IMAPD_CONF"
-	cat >> "$MK_IMAPD_CONF" <<CONF
-[ldap]
-host = 127.0.0.1
-port = $MK_SLAPD_PORT
-dc_domain = dc=example,dc=com
-admin_name = admin
-admin_password_file = $D/ldap-admin
-account = test
-user_group = mail_user
-timeout = 2
-CONF
+	mk_slapd_use_in_conf "$MK_IMAPD_CONF" "$D" 2
 	mk_imapd_start
 	local spid
 	spid=$(cat "$MK_SLAPD_DIR/slapd.pid")

@@ -462,20 +462,7 @@ PY
 @test "LDAP users (lldap layout): alice logs in, charlie is refused, slapd down answers NO [UNAVAILABLE]" {
 	load lib/slapd
 	mk_slapd_start "$D/slapd"
-	mk_secret "$D/ldap-admin" "$MK_SLAPD_ADMIN_PW"
-	# replace [users] by [ldap] in the fixture's config
-	sed -i '/^\[users\]/,/^account = test/d' "$MK_IMAPD_CONF"
-	cat >> "$MK_IMAPD_CONF" <<CONF
-[ldap]
-host = 127.0.0.1
-port = $MK_SLAPD_PORT
-dc_domain = dc=example,dc=com
-admin_name = admin
-admin_password_file = $D/ldap-admin
-account = test
-user_group = mail_user
-timeout = 2
-CONF
+	mk_slapd_use_in_conf "$MK_IMAPD_CONF" "$D" 2
 	# the server reads the admin password as root, then serves as mktest
 	mk_imapd_start
 	run mk_imap_py <<PY

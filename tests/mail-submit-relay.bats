@@ -464,19 +464,7 @@ PY
 	load lib/slapd
 	mk_smtpd_init "$D"
 	mk_slapd_start "$D/slapd"
-	mk_secret "$D/ldap-admin" "$MK_SLAPD_ADMIN_PW"
-	sed -i '/^\[users\]/,/^account = test/d' "$MK_IMAPD_CONF"
-	cat >> "$MK_IMAPD_CONF" <<CONF
-[ldap]
-host = 127.0.0.1
-port = $MK_SLAPD_PORT
-dc_domain = dc=example,dc=com
-admin_name = admin
-admin_password_file = $D/ldap-admin
-account = test
-user_group = mail_user
-timeout = 2
-CONF
+	mk_slapd_use_in_conf "$MK_IMAPD_CONF" "$D" 2
 	mk_smtpd_start --no-flush
 	run mk_swaks --to bob@example.com --auth-password "$MK_SLAPD_ALICE_PW"
 	assert_success

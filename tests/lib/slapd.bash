@@ -148,3 +148,22 @@ mk_slapd_load() {
 		printf 'dn: cn=other_group,ou=groups,%s\nobjectClass: groupOfUniqueNames\ncn: other_group\nuniqueMember: uid=charlie%s\nuniqueMember: uid=bob%s\n\n' "$b" "$p" "$p"
 	} | mk_slapd_add
 }
+
+# Switches an imapd/smtpd fixture config from its [users] passwd file to this
+# slapd: writes the admin password file DIR/ldap-admin and an [ldap] section
+# with the given search TIMEOUT (seconds, default 2).
+mk_slapd_use_in_conf() {   # conf dir [timeout]
+	mk_secret "$2/ldap-admin" "$MK_SLAPD_ADMIN_PW"
+	sed -i '/^\[users\]/,/^account = test/d' "$1"
+	cat >> "$1" <<CONF
+[ldap]
+host = 127.0.0.1
+port = $MK_SLAPD_PORT
+dc_domain = $MK_SLAPD_BASE
+admin_name = admin
+admin_password_file = $2/ldap-admin
+account = test
+user_group = mail_user
+timeout = ${3:-2}
+CONF
+}
