@@ -480,3 +480,27 @@ PY
 	assert_output --partial "454 4.7.0"
 	refute_output --partial "535"
 }
+
+@test "socket activation: systemd-socket-activate in LISTEN_FDS and inetd (Accept=yes) modes" {
+	mk_sink_start
+	for mode in listen-fds inetd; do
+		MK_SMTPD_PORT=$(mk_free_port)
+		if [ "$mode" = inetd ]; then
+			systemd-socket-activate --inetd -a -l "127.0.0.1:$MK_SMTPD_PORT" \
+				mail-submit-relay -c "$MK_IMAPD_CONF" serve --tls 2>>"$D/smtpd.log" &
+		else
+			systemd-socket-activate -l "127.0.0.1:$MK_SMTPD_PORT" \
+				mail-submit-relay -c "$MK_IMAPD_CONF" serve --tls 2>>"$D/smtpd.log" &
+		fi
+		echo $! >> "$MK_IMAPD_DIR/pids"
+		mk_wait_port "$MK_SMTPD_PORT"
+		run swaks --server 127.0.0.1 --port "$MK_SMTPD_PORT" --tls-on-connect \
+			--tls-verify --tls-ca-path "$MK_IMAPD_CA" --auth PLAIN \
+			--auth-user alice@example.com --auth-password "$MK_IMAPD_PW" \
+			--from alice@example.com --to "friend-$mode@example.org" --timeout 20
+		assert_success
+		assert_output --partial "250 2.0.0 Ok: queued as"
+	done
+	for _ in $(seq 100); do [ "$(mk_sink_count)" -eq 2 ] && break; sleep 0.1; done
+	[ "$(mk_sink_count)" -eq 2 ]
+}
