@@ -18,6 +18,36 @@ teardown() {
 	true
 }
 
+# An mbsync config syncing alice's mailbox on our server with $D/mbsync/local,
+# SHB's channel (Create/Expunge Both, Sync All); arguments: account lines.
+mbsync_rc() {
+	mkdir -p "$D/mbsync/local"
+	printf '%s\n' "$MK_IMAPD_PW" > "$D/mbsync/pw"
+	{
+		printf 'IMAPAccount t\nPort %s\nUser alice@example.com\nPassCmd "cat %s/mbsync/pw"\n' \
+			"$MK_IMAPD_PORT" "$D"
+		printf '%s\n' "$@" ""
+		cat <<RC
+IMAPStore remote
+Account t
+
+MaildirStore local
+Path $D/mbsync/local/
+Inbox $D/mbsync/local/INBOX
+SubFolders Verbatim
+
+Channel c
+Far :remote:
+Near :local:
+Patterns *
+Create Both
+Sync All
+Expunge Both
+SyncState *
+RC
+	} > "$D/mbsync/rc"
+}
+
 # Sends IMAP lines (one per argument) over openssl s_client and prints the replies.
 tls_session() {   # port mode(--tls|--starttls) lines...
 	local port=$1 mode=$2
@@ -312,32 +342,7 @@ PY
 	assert_output --partial '"/" Sent'
 	mkdir -p "$D/mbsync/local"
 	printf '%s\n' "$MK_IMAPD_PW" > "$D/mbsync/pw"
-	cat > "$D/mbsync/rc" <<RC
-IMAPAccount t
-Host 127.0.0.1
-Port $MK_IMAPD_PORT
-User alice@example.com
-PassCmd "cat $D/mbsync/pw"
-SSLType None
-AuthMechs LOGIN
-
-IMAPStore remote
-Account t
-
-MaildirStore local
-Path $D/mbsync/local/
-Inbox $D/mbsync/local/INBOX
-SubFolders Verbatim
-
-Channel c
-Far :remote:
-Near :local:
-Patterns *
-Create Both
-Sync All
-Expunge Both
-SyncState *
-RC
+	mbsync_rc "Host 127.0.0.1" "SSLType None" "AuthMechs LOGIN"
 	run timeout 60 mbsync -c "$D/mbsync/rc" -a
 	assert_success
 	run grep -rl "hello curl" "$D/mbsync/local/INBOX"
@@ -662,32 +667,7 @@ PY
 	assert_output --partial first
 	mkdir -p "$D/mbsync/local"
 	printf '%s\n' "$MK_IMAPD_PW" > "$D/mbsync/pw"
-	cat > "$D/mbsync/rc" <<RC
-IMAPAccount t
-Host imap.example.com
-Port $MK_IMAPD_PORT
-User alice@example.com
-PassCmd "cat $D/mbsync/pw"
-SSLType IMAPS
-CertificateFile $MK_IMAPD_CA
-
-IMAPStore remote
-Account t
-
-MaildirStore local
-Path $D/mbsync/local/
-Inbox $D/mbsync/local/INBOX
-SubFolders Verbatim
-
-Channel c
-Far :remote:
-Near :local:
-Patterns *
-Create Both
-Sync All
-Expunge Both
-SyncState *
-RC
+	mbsync_rc "Host imap.example.com" "SSLType IMAPS" "CertificateFile $MK_IMAPD_CA"
 	# mbsync resolves the name itself: map it to loopback for this process only
 	printf '127.0.0.1 imap.example.com\n' > "$D/hosts"
 	run unshare -m sh -c "mount --bind '$D/hosts' /etc/hosts && timeout 60 mbsync -c '$D/mbsync/rc' -a"
