@@ -12,6 +12,7 @@
 #include "maildir.h"
 #include "server.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
@@ -230,6 +231,33 @@ static int login_allowed(struct imapd *s, const char *tag)
 	return 0;
 }
 
+/*
+ * Removes APPEND staging files a killed session left in ~/mail/tmp (they
+ * were never acknowledged).  Only ours, and only when older than an hour:
+ * a concurrent session may be streaming one right now.
+ */
+static void clean_stale_appends(const char *maildir)
+{
+	char dir[4200], path[4500];
+	struct dirent *e;
+	struct stat st;
+	time_t now = time(NULL);
+	DIR *d;
+
+	snprintf(dir, sizeof(dir), "%.4100s/tmp", maildir);
+	d = opendir(dir);
+	if (d == NULL)
+		return;
+	while ((e = readdir(d)) != NULL) {
+		if (strncmp(e->d_name, "mailkeep-append.", 16) != 0)
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
+		if (lstat(path, &st) == 0 && S_ISREG(st.st_mode) && now - st.st_mtime > 3600)
+			unlink(path);
+	}
+	closedir(d);
+}
+
 /* Prepares the user's mail directory after a successful login. */
 static int enter_home(struct imapd *s, const char *home)
 {
@@ -255,6 +283,7 @@ static int enter_home(struct imapd *s, const char *home)
 		return -1;
 	}
 	imapd_autocreate(s);
+	clean_stale_appends(s->maildir);
 	return 0;
 fail:
 	log_err("home", "user=%s dir=%s error=%s", log_q(s->user), log_q(s->maildir),

@@ -686,3 +686,22 @@ PY
 	assert_success
 	assert_output --partial second
 }
+
+@test "APPEND staging files left by a killed session are removed at the next login (only ours, only old)" {
+	mk_imapd_start
+	h=$(mk_imapd_home alice@example.com)
+	run mk_imap_py <<'PY'
+m = login(); m.logout()
+print('ok')
+PY
+	touch -d "2 hours ago" "$h/mail/tmp/mailkeep-append.1.0" "$h/mail/tmp/someone-elses"
+	touch "$h/mail/tmp/mailkeep-append.2.0"
+	run mk_imap_py <<'PY'
+m = login(); m.logout()
+print('ok')
+PY
+	assert_success
+	[ ! -e "$h/mail/tmp/mailkeep-append.1.0" ]
+	[ -e "$h/mail/tmp/mailkeep-append.2.0" ]
+	[ -e "$h/mail/tmp/someone-elses" ]
+}
