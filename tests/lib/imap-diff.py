@@ -92,7 +92,8 @@ def session(port, user, pw):
         while True:
             l = f.readline()
             if not l:
-                raise SystemExit('connection closed')
+                raise SystemExit('port %s (%s) closed the connection after %d commands'
+                                 % (port, 'mailkeep' if port == ours else 'dovecot', len(out)))
             m = re.search(rb'\{(\d+)\}\r\n$', l)
             while m:
                 l += f.read(int(m.group(1)))
