@@ -214,12 +214,11 @@ static void list_common(struct imapd *s, const struct imap_command *cmd, int lsu
 	const struct imap_arg *args = cmd->args;
 	size_t nargs = cmd->count, npat = 0;
 	const char *ref, *pats[64];
-	int selopts = 0, retopts = 0, status_items = 0, extended = 0;
+	int selopts = 0, retopts = 0, status_items = 0;
 	char err[512];
 
 	/* LIST [(selection)] reference patterns [RETURN (options)] */
 	if (!lsub && nargs > 0 && args[0].type == IMAP_ARG_LIST) {
-		extended = 1;
 		for (size_t i = 0; i < args[0].count; i++) {
 			const struct imap_arg *o = &args[0].list[i];
 			if (imap_arg_atom_equals(o, "SUBSCRIBED"))
@@ -247,7 +246,6 @@ static void list_common(struct imapd *s, const struct imap_command *cmd, int lsu
 		return;
 	}
 	if (args[1].type == IMAP_ARG_LIST && !lsub) {
-		extended = 1;
 		for (size_t i = 0; i < args[1].count && npat < 64; i++)
 			if ((pats[npat] = imap_arg_astring(&args[1].list[i])) != NULL)
 				npat++;
@@ -369,7 +367,6 @@ static void list_common(struct imapd *s, const struct imap_command *cmd, int lsu
 			folders_names_free(subs, nsubs);
 		}
 	}
-	(void)extended;
 	folders_list_free(&fl);
 	imapd_tagged(s, cmd->tag, "OK %s completed.", lsub ? "Lsub" : "List");
 }
