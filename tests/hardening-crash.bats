@@ -34,7 +34,8 @@ acked = set()          # APPEND answered OK
 tried_del = set()      # STORE \Deleted sent (may be expunged by any later EXPUNGE)
 gone = set()           # expunged with an OK
 moved = set()          # MOVE answered OK
-inflight_move = set()  # MOVE sent, no answer: may sit in both folders
+maybe_dup = set()      # a MOVE of it was killed unanswered: a copy may sit in
+                       # both folders, or twice in Other once moved again
 
 seen_uid = {}          # (folder, uid) -> subject, over all rounds
 n = 0
@@ -70,6 +71,7 @@ for rnd in range(rounds):
     t = threading.Timer(delay, lambda: os.kill(int(pid), signal.SIGKILL))
     t.start()
     pending_del = set()
+    pending_move = set()
     try:
         while True:
             op = random.choice(('append', 'move', 'expunge'))
@@ -89,11 +91,11 @@ for rnd in range(rounds):
                     names = {cur[u] for u in pick}
                     # MOVE is COPY + EXPUNGE: a kill between the two leaves a copy
                     # in both folders (counted, reported, not a loss)
-                    inflight_move.update(names)
+                    pending_move = names
                     typ, d = c.uid('MOVE', ','.join(map(str, pick)), 'Other')
+                    pending_move = set()
                     if typ == 'OK':
                         stats['move_ok'] += 1
-                        inflight_move.difference_update(names)
                         moved.update(names)
                 continue
             if op != 'expunge':
@@ -116,21 +118,22 @@ for rnd in range(rounds):
                     gone.update(pending_del); pending_del = set(); stats['expunge_ok'] += 1
     except (imaplib.IMAP4.abort, OSError, EOFError) as e:
         stats['killed_during'][phase[0]] = stats['killed_during'].get(phase[0], 0) + 1
+        maybe_dup |= pending_move
     t.cancel()
     # the check: a fresh session and the files
     v = login()
     inbox = subjects(v, 'INBOX'); other = subjects(v, 'Other')
     v.logout()
     for folder, got in (('INBOX', inbox), ('Other', other)):
-        names = [x for x in got.values() if x not in inflight_move]
+        names = [x for x in got.values() if x not in maybe_dup]
         check(len(set(names)) == len(names), 'duplicate in %s: %s' % (folder, sorted(names)))
         for uid, s in got.items():
             old = seen_uid.setdefault((folder, uid), s)
             check(old == s, 'UID %d of %s reused: %s then %s' % (uid, folder, old, s))
     both = set(inbox.values()) & set(other.values())
-    check(not (both - inflight_move), 'in both folders: %s' % (both - inflight_move))
+    check(not (both - maybe_dup), 'in both folders: %s' % (both - maybe_dup))
     stats['dup_after_kill_in_move'] = len(both)
-    back = (moved - inflight_move) & set(inbox.values())
+    back = (moved - maybe_dup) & set(inbox.values())
     check(not back, 'moved with OK and still in INBOX: %s' % sorted(back))
     present = set(inbox.values()) | set(other.values())
     lost = acked - tried_del - present
@@ -138,7 +141,7 @@ for rnd in range(rounds):
     # a MOVE killed between its copy and its expunge leaves a second copy (in
     # INBOX, or in Other when moved again later); expunging one copy leaves
     # the other: that is the MOVE's duplicate, not an expunge undone
-    back = (gone & present) - inflight_move
+    back = (gone & present) - maybe_dup
     check(not back, 'expunged and back: %s' % sorted(back))
     for sub in ('', 'Other/'):
         for d in ('new', 'cur'):
