@@ -22,9 +22,12 @@ ap.add_argument('--clients', type=int, default=20)
 ap.add_argument('--big-folder', default='Big')
 ap.add_argument('--mid-folder', default='INBOX')
 ap.add_argument('--load-folder', default='Load')
+ap.add_argument('--only', default=None, help='run one server (ours|dovecot), for profiling; no ratios')
 ap.add_argument('--reset-peer-cache', default=None, help='maildir whose dovecot.index* files make the cold case')
 a = ap.parse_args()
 SERVERS = [('ours', a.ours, a.pw_ours), ('dovecot', a.peer, a.pw_peer)]
+if a.only:
+    SERVERS = [x for x in SERVERS if x[0] == a.only]
 
 def login(port, pw):
     m = imaplib.IMAP4('127.0.0.1', port)
@@ -49,6 +52,9 @@ def rss_kb(pid, field='VmRSS'):
             return int(l.split()[1])
 
 def report(case, results, unit, lower_better=True):
+    if a.only:
+        print('%-28s %s %10.3f %s' % (case, a.only, statistics.median(results[a.only]), unit))
+        return None
     o = statistics.median(results['ours']); p = statistics.median(results['dovecot'])
     print('%-28s ours %10.3f %s  dovecot %10.3f %s  ratio ours/dovecot %.2f' % (case, o, unit, p, unit, o / p if p else float('nan')))
     return o / p if p else None
