@@ -35,18 +35,129 @@ static const struct mime_limits fetch_mime_limits = {
 };
 
 
+/*
+ * Message bytes are read into one buffer kept for the session (a session is
+ * one process serving one client), not mapped: unmapping a file per message
+ * costs a TLB shootdown on every CPU the process ran on, which dominated
+ * FETCH under concurrent load.  Only big messages are mapped.
+ */
+#define FM_MAP_MIN	(512u * 1024u)	/* map files at least this big */
+#define FM_KEEP_MAX	(1u << 20)	/* buffer kept between messages up to this */
+#define FM_HEAD_READ	(16u * 1024u)	/* first read when only the header is wanted */
+
+static char *fm_buf;
+static size_t fm_cap;
+
 void imapd_fetch_msg_close(struct imapd_fetch_msg *fm)
 {
 	mime_message_free(fm->mime);
-	if (fm->data != NULL && fm->len > 0)
+	if (fm->mapped)
 		munmap((void *)(uintptr_t)fm->data, fm->len);
 	if (fm->fd >= 0)
 		close(fm->fd);
 	memset(fm, 0, sizeof(*fm));
 	fm->fd = -1;
+	if (fm_cap > FM_KEEP_MAX) {
+		free(fm_buf);
+		fm_buf = NULL;
+		fm_cap = 0;
+	}
 }
 
-int imapd_fetch_msg_open(struct imapd *s, uint32_t uid, struct imapd_fetch_msg *fm, int parse)
+/* Reads the file's bytes up to `want` into the session buffer. */
+static int fm_read_to(struct imapd_fetch_msg *fm, size_t want)
+{
+	size_t size = (size_t)fm->st.st_size;
+
+	if (want > size)
+		want = size;
+	if (fm->mapped || fm->len >= want)
+		return 0;
+	if (want > fm_cap) {
+		size_t cap = fm_cap ? fm_cap : FM_HEAD_READ;
+		char *nb;
+
+		while (cap < want)
+			cap *= 2;
+		if ((nb = realloc(fm_buf, cap)) == NULL)
+			return -1;
+		fm_buf = nb;
+		fm_cap = cap;
+	}
+	while (fm->len < want) {
+		ssize_t r = pread(fm->fd, fm_buf + fm->len, want - fm->len, (off_t)fm->len);
+
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			break;		/* truncated under us: serve what is there */
+		fm->len += (size_t)r;
+	}
+	fm->data = fm_buf;
+	return 0;
+}
+
+static int fm_load_all(struct imapd_fetch_msg *fm)
+{
+	size_t size = (size_t)fm->st.st_size;
+
+	if (fm->mapped || (fm->len >= size && fm->data != NULL))
+		return 0;
+	if (size >= FM_MAP_MIN) {
+		void *p = mmap(NULL, size, PROT_READ, MAP_PRIVATE, fm->fd, 0);
+
+		if (p == MAP_FAILED)
+			return -1;
+		fm->data = p;
+		fm->len = size;
+		fm->mapped = 1;
+		return 0;
+	}
+	return fm_read_to(fm, size);
+}
+
+/* The length of the header with its blank line, or 0 if not in data yet. */
+static size_t header_end(const char *p, size_t len)
+{
+	const char *q = p, *end = p + len;
+
+	if (len > 0 && p[0] == '\n')
+		return 1;
+	if (len > 1 && p[0] == '\r' && p[1] == '\n')
+		return 2;
+	while ((q = memchr(q, '\n', (size_t)(end - q))) != NULL) {
+		q++;
+		if (q < end && *q == '\n')
+			return (size_t)(q + 1 - p);
+		if (q + 1 < end && q[0] == '\r' && q[1] == '\n')
+			return (size_t)(q + 2 - p);
+	}
+	return 0;
+}
+
+/* Reads (at least) the header; returns its length. */
+static int fm_load_header(struct imapd_fetch_msg *fm, size_t *hlen)
+{
+	size_t size = (size_t)fm->st.st_size, want = FM_HEAD_READ;
+
+	for (;;) {
+		size_t h;
+
+		if (fm_read_to(fm, want) != 0)
+			return -1;
+		if ((h = header_end(fm->data ? fm->data : "", fm->len)) > 0) {
+			*hlen = h;
+			return 0;
+		}
+		if (fm->len >= size || want >= fetch_mime_limits.max_header) {
+			*hlen = fm->len;	/* no body: it is all header */
+			return 0;
+		}
+		want *= 4;
+	}
+}
+
+int imapd_fetch_msg_open(struct imapd *s, uint32_t uid, struct imapd_fetch_msg *fm, int what)
 {
 	char err[512];
 
@@ -55,22 +166,40 @@ int imapd_fetch_msg_open(struct imapd *s, uint32_t uid, struct imapd_fetch_msg *
 			return -1;
 		if (fstat(fm->fd, &fm->st) != 0)
 			return -1;
-		fm->len = (size_t)fm->st.st_size;
-		if (fm->len > 0) {
-			void *p = mmap(NULL, fm->len, PROT_READ, MAP_PRIVATE, fm->fd, 0);
-			if (p == MAP_FAILED)
+		fm->data = "";
+		fm->len = 0;
+	}
+	switch (what) {
+	case IMAPD_FM_OPEN:
+		return 0;
+	case IMAPD_FM_DATA:
+		return fm_load_all(fm);
+	case IMAPD_FM_HEADER:
+		if (fm->mime != NULL)
+			return 0;
+		if (fm->len < (size_t)fm->st.st_size || fm->mapped) {
+			size_t hlen;
+
+			if (fm_load_header(fm, &hlen) != 0)
 				return -1;
-			fm->data = p;
-		} else {
-			fm->data = "";
+			if (hlen < (size_t)fm->st.st_size) {
+				fm->mime = mime_parse(fm->data, hlen, &fetch_mime_limits);
+				fm->mime_header_only = 1;
+				return fm->mime != NULL ? 0 : -1;
+			}
 		}
-	}
-	if (parse && fm->mime == NULL) {
-		fm->mime = mime_parse(fm->data, fm->len, &fetch_mime_limits);
-		if (fm->mime == NULL)
+		/* the whole file is in memory anyway: parse it all */
+		/* fall through */
+	default:
+		if (fm->mime != NULL && !fm->mime_header_only)
+			return 0;
+		if (fm_load_all(fm) != 0)
 			return -1;
+		mime_message_free(fm->mime);
+		fm->mime_header_only = 0;
+		fm->mime = mime_parse(fm->data, fm->len, &fetch_mime_limits);
+		return fm->mime != NULL ? 0 : -1;
 	}
-	return 0;
 }
 
 /* The CRLF size of a message: ,W= from its name when present, else counted. */
@@ -81,15 +210,19 @@ uint64_t imapd_msg_vsize(struct imapd *s, uint32_t uid, struct imapd_fetch_msg *
 
 	if (m != NULL && maildir_name_parse(m->fname, strlen(m->fname), &mn) == 0 && mn.vsize >= 0)
 		return (uint64_t)mn.vsize;
-	if (imapd_fetch_msg_open(s, uid, fm, 1) != 0)
+	if (imapd_fetch_msg_open(s, uid, fm, IMAPD_FM_FULL) != 0)
 		return 0;
 	return mime_message_vsize(fm->mime);
 }
 
-/* Writes the whole message as a literal, LF -> CRLF, straight from the map. */
+/* Writes the whole message as a literal, LF -> CRLF. */
 static void write_whole(struct imapd *s, struct imapd_fetch_msg *fm, uint64_t vsize)
 {
-	const char *p = fm->data, *end = fm->data + fm->len;
+	const char *p, *end;
+
+	(void)fm_load_all(fm);	/* on failure: what was read; the size then disagrees */
+	p = fm->data;
+	end = fm->data + fm->len;
 
 	conn_printf(s->conn, "{%llu}\r\n", (unsigned long long)vsize);
 	while (p < end) {
@@ -109,22 +242,46 @@ static void write_whole(struct imapd *s, struct imapd_fetch_msg *fm, uint64_t vs
 }
 
 /* One message's FETCH response.  Returns 0, or -1 if it vanished. */
+/* What of the file a FETCH needs: -1 (nothing), or an IMAPD_FM_* value. */
+static int fetch_needs(const struct imap_fetch *f)
+{
+	int full = (f->items & (IMAP_FETCH_BODY | IMAP_FETCH_BODYSTRUCTURE |
+				IMAP_FETCH_RFC822_TEXT)) != 0;
+	int header = (f->items & (IMAP_FETCH_ENVELOPE | IMAP_FETCH_RFC822_HEADER)) != 0;
+	int data = (f->items & IMAP_FETCH_RFC822) != 0;
+
+	for (size_t i = 0; i < f->nsections; i++) {
+		const struct mime_section *sec = &f->sections[i].section;
+
+		if (sec->npath == 0 && (sec->kind == MIME_SECTION_HEADER ||
+					sec->kind == MIME_SECTION_HEADER_FIELDS ||
+					sec->kind == MIME_SECTION_HEADER_FIELDS_NOT))
+			header = 1;
+		else if (sec->npath == 0 && sec->kind == MIME_SECTION_BODY &&
+			 !f->sections[i].has_partial)
+			data = 1;
+		else
+			full = 1;
+	}
+	if (full)
+		return IMAPD_FM_FULL;
+	if (header)
+		return IMAPD_FM_HEADER;	/* whole-message writers load the rest */
+	if (data)
+		return IMAPD_FM_DATA;
+	return (f->items & IMAP_FETCH_INTERNALDATE) ? IMAPD_FM_OPEN : -1;
+}
+
 static int fetch_one(struct imapd *s, size_t idx, const struct imap_fetch *f, int uid_cmd,
 		     int set_seen, struct imap_string *body)
 {
 	struct imapd_msg *m = &s->sel->view[idx];
 	struct imap_string *o = &s->out;
 	struct imapd_fetch_msg fm = { .fd = -1 };
-	int need_file = (f->items & (IMAP_FETCH_INTERNALDATE | IMAP_FETCH_ENVELOPE |
-				     IMAP_FETCH_BODY | IMAP_FETCH_BODYSTRUCTURE |
-				     IMAP_FETCH_RFC822 | IMAP_FETCH_RFC822_HEADER |
-				     IMAP_FETCH_RFC822_TEXT)) || f->nsections > 0;
-	int need_mime = (f->items & (IMAP_FETCH_ENVELOPE | IMAP_FETCH_BODY |
-				     IMAP_FETCH_BODYSTRUCTURE | IMAP_FETCH_RFC822_HEADER |
-				     IMAP_FETCH_RFC822_TEXT)) || f->nsections > 0;
+	int what = fetch_needs(f);
 	int first = 1;
 
-	if (need_file && imapd_fetch_msg_open(s, m->uid, &fm, need_mime) != 0) {
+	if (what >= 0 && imapd_fetch_msg_open(s, m->uid, &fm, what) != 0) {
 		imapd_fetch_msg_close(&fm);
 		return -1;
 	}

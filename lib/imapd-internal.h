@@ -51,10 +51,18 @@ extern const struct imapd_sysflag imapd_sysflags[IMAPD_NSYSFLAGS];
 struct imapd_fetch_msg {
 	int fd;
 	struct stat st;
-	const char *data;
+	const char *data;	/* the first len bytes of the file */
 	size_t len;
+	int mapped;		/* data is an mmap of the whole file (big messages) */
+	int mime_header_only;	/* mime was parsed over the header alone */
 	struct mime_message *mime;
 };
+
+/* What imapd_fetch_msg_open() makes ready. */
+#define IMAPD_FM_OPEN	0	/* the file open, st filled */
+#define IMAPD_FM_FULL	1	/* all bytes read and MIME-parsed */
+#define IMAPD_FM_HEADER	2	/* the header read and parsed (ENVELOPE, HEADER*) */
+#define IMAPD_FM_DATA	3	/* all bytes read, not parsed (BODY[], RFC822) */
 
 /* Shared between imapd-select.c, imapd-msg.c, imapd-fetch.c, imapd-search.c. */
 int imapd_condstore(const struct imapd *s);
@@ -79,7 +87,7 @@ void imapd_report_vanished_earlier(struct imapd *s, uint64_t since, const struct
  */
 long imapd_resolve_set(struct imapd *s, const char *tag, const struct imap_arg *arg, int uid,
 		       unsigned char **mask);
-int imapd_fetch_msg_open(struct imapd *s, uint32_t uid, struct imapd_fetch_msg *fm, int parse);
+int imapd_fetch_msg_open(struct imapd *s, uint32_t uid, struct imapd_fetch_msg *fm, int what);
 void imapd_fetch_msg_close(struct imapd_fetch_msg *fm);
 /* The CRLF size of a message: ,W= from its name when present, else counted. */
 uint64_t imapd_msg_vsize(struct imapd *s, uint32_t uid, struct imapd_fetch_msg *fm);

@@ -40,7 +40,7 @@ struct search_ctx {
 static int search_open(struct search_ctx *c)
 {
 	if (c->opened == 0)
-		c->opened = imapd_fetch_msg_open(c->s, c->m->uid, &c->fm, 1) == 0 ? 1 : -1;
+		c->opened = imapd_fetch_msg_open(c->s, c->m->uid, &c->fm, IMAPD_FM_FULL) == 0 ? 1 : -1;
 	return c->opened > 0;
 }
 
