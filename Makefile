@@ -2,6 +2,7 @@
 PREFIX  ?= /usr/local
 DESTDIR ?=
 BINDIR   = $(PREFIX)/bin
+LIBEXECDIR = $(PREFIX)/libexec/mailkeep
 MANDIR   = $(PREFIX)/share/man
 UNITDIR  = $(PREFIX)/lib/systemd/system
 
@@ -10,7 +11,8 @@ BUILD   ?= build
 PKGS     = libxml-2.0 libcurl openssl
 CFLAGS  ?= -O2 -g
 WARN     = -std=c11 -Wall -Wextra -Werror -D_GNU_SOURCE
-XCFLAGS  = $(WARN) -Ilib $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+XCFLAGS  = $(WARN) -Ilib $(shell pkg-config --cflags $(PKGS) 2>/dev/null) \
+	   -DMAILKEEP_LIBEXECDIR='"$(LIBEXECDIR)"'
 LDLIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lldap -llber -lcrypt -lz
 
 TOOLS    = $(patsubst cmd/%.c,%,$(wildcard cmd/*.c))
@@ -19,9 +21,13 @@ LIBOBJ   = $(patsubst lib/%.c,$(BUILD)/lib/%.o,$(LIBSRC))
 UNITSRC  = $(wildcard tests/unit/test_*.c)
 UNITBIN  = $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNITSRC))
 BINS     = $(addprefix $(BUILD)/bin/,$(TOOLS))
+# mail-serve-imap execs it after login; libc and zlib only (no -l of LDLIBS),
+# static unless sanitizing: a long-lived session then maps ~1 MB less
+LIBEXEC  = $(BUILD)/libexec/mailkeep/mail-imap-session
+SESSION_STATIC = $(if $(findstring sanitize,$(CFLAGS) $(LDFLAGS)),,-static)
 
 .PHONY: all check check-asan install demo bench fuzz clean deps
-all: $(BINS) $(UNITBIN)
+all: $(BINS) $(LIBEXEC) $(UNITBIN)
 
 $(BUILD)/lib/%.o: lib/%.c $(wildcard lib/*.h)
 	@mkdir -p $(dir $@)
@@ -34,6 +40,10 @@ $(BUILD)/libmailkeep.a: $(LIBOBJ)
 $(BUILD)/bin/%: cmd/%.c $(BUILD)/libmailkeep.a $(wildcard lib/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(XCFLAGS) $(CFLAGS) -o $@ $< $(BUILD)/libmailkeep.a $(LDLIBS) $(LDFLAGS)
+
+$(LIBEXEC): cmd/libexec/mail-imap-session.c $(BUILD)/libmailkeep.a $(wildcard lib/*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(XCFLAGS) $(CFLAGS) -o $@ $< $(BUILD)/libmailkeep.a -lz $(LDFLAGS) $(SESSION_STATIC)
 
 $(BUILD)/tests/%: tests/unit/%.c tests/unit/t.h $(BUILD)/libmailkeep.a $(wildcard lib/*.h)
 	@mkdir -p $(dir $@)
@@ -62,6 +72,8 @@ install: all
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man5 \
 		$(DESTDIR)$(MANDIR)/man7 $(DESTDIR)$(UNITDIR)
 	install -m 755 $(BINS) $(DESTDIR)$(BINDIR)/
+	install -d $(DESTDIR)$(LIBEXECDIR)
+	install -m 755 $(LIBEXEC) $(DESTDIR)$(LIBEXECDIR)/
 	for m in man/*.1; do [ -e "$$m" ] && install -m 644 $$m $(DESTDIR)$(MANDIR)/man1/; done; true
 	for m in man/*.5; do [ -e "$$m" ] && install -m 644 $$m $(DESTDIR)$(MANDIR)/man5/; done; true
 	for m in man/*.7; do [ -e "$$m" ] && install -m 644 $$m $(DESTDIR)$(MANDIR)/man7/; done; true

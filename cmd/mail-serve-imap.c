@@ -23,6 +23,9 @@
 #ifndef MAILKEEP_VERSION
 #define MAILKEEP_VERSION "0.1"
 #endif
+#ifndef MAILKEEP_LIBEXECDIR
+#define MAILKEEP_LIBEXECDIR "/usr/local/libexec/mailkeep"
+#endif
 
 static void usage(FILE *f)
 {
@@ -41,6 +44,33 @@ static void usage(FILE *f)
 		"  -h, --help         this text\n"
 		"  --version          print the version\n",
 		CONFIG_DEFAULT_PATH);
+}
+
+/*
+ * The session binary a login hands the client to: next to this program
+ * (<bindir>/../libexec/mailkeep/, the build tree and `make install`), else
+ * the compiled-in LIBEXECDIR.  NULL if neither is there.
+ */
+static const char *session_binary(char *buf, size_t len)
+{
+	char self[4096];
+	ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+	char *slash;
+
+	if (n > 0) {
+		self[n] = '\0';
+		slash = strrchr(self, '/');
+		if (slash != NULL) {
+			*slash = '\0';
+			if ((size_t)snprintf(buf, len, "%s/../libexec/mailkeep/mail-imap-session",
+					     self) < len && access(buf, X_OK) == 0)
+				return buf;
+		}
+	}
+	if ((size_t)snprintf(buf, len, "%s/mail-imap-session", MAILKEEP_LIBEXECDIR) < len &&
+	    access(buf, X_OK) == 0)
+		return buf;
+	return NULL;
 }
 
 struct ctx {
@@ -80,6 +110,7 @@ int main(int argc, char **argv)
 	struct server_opts so = { 0 };
 	struct config *cfg = NULL;
 	struct ctx c = { 0 };
+	static char session_path[4200];
 	char err[1024];
 	int verbose = 0, opt, rc;
 
@@ -145,6 +176,10 @@ int main(int argc, char **argv)
 			goto out;
 		}
 	}
+	c.opts.session_path = session_binary(session_path, sizeof(session_path));
+	if (c.opts.session_path == NULL)
+		log_warn("session_binary", "error=%s", log_q("mail-imap-session not found next to "
+			 "this program nor in " MAILKEEP_LIBEXECDIR ": serving sessions in-process"));
 	c.opts.cfg = cfg;
 	c.vmail_user = cfg->vmail_user;
 	rc = server_run(&so, session, &c);

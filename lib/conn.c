@@ -1,5 +1,7 @@
 /*
- * Buffered connection: transport (fd or TLS) -> optional deflate -> buffers.
+ * Buffered connection: transport (fd, or TLS from conn-tls.c) -> optional
+ * deflate -> buffers.  Nothing here links OpenSSL: the IMAP session binary
+ * is built without it.
  *
  * Descriptors stay blocking (stdin/stdout may be pipes shared with other
  * processes, where O_NONBLOCK would leak into them); every read and write
@@ -8,9 +10,11 @@
  * forever inside OpenSSL.
  */
 #include "conn.h"
+#include "conn-transport.h"
 
 #include <errno.h>
 #include <poll.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,12 +24,11 @@
 #include <unistd.h>
 #include <zlib.h>
 
-#include <openssl/err.h>
-
 struct conn {
 	int fd_in, fd_out;
 	int timeout;			/* seconds, 0 = none */
-	SSL *ssl;
+	const struct conn_transport *t;	/* NULL: the plain descriptors */
+	void *tp;			/* the transport's state */
 	z_stream *zin, *zout;		/* raw deflate (COMPRESS=DEFLATE) */
 	unsigned char *zraw;		/* compressed bytes read, not yet inflated */
 	size_t zraw_len, zraw_off;
@@ -60,8 +63,8 @@ void conn_free(struct conn *c)
 {
 	if (c == NULL)
 		return;
-	if (c->ssl != NULL)
-		SSL_free(c->ssl);
+	if (c->t != NULL)
+		c->t->free(c->tp);
 	if (c->zin != NULL) {
 		inflateEnd(c->zin);
 		free(c->zin);
@@ -87,13 +90,38 @@ void conn_set_timeout(struct conn *c, int seconds)
 		setsockopt(c->fd_out, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
 }
 
-static int timeout_ms(const struct conn *c)
+int conn_timeout_ms(const struct conn *c)
 {
 	return c->timeout > 0 ? c->timeout * 1000 : -1;
 }
 
-/* 1 ready, 0 timeout, -1 error */
-static int wait_fd(int fd, short events, int ms)
+int conn_fd_in(const struct conn *c)
+{
+	return c->fd_in;
+}
+
+int conn_fd_out(const struct conn *c)
+{
+	return c->fd_out;
+}
+
+void conn_set_transport(struct conn *c, const struct conn_transport *t, void *tp)
+{
+	c->t = t;
+	c->tp = tp;
+}
+
+void *conn_transport_state(const struct conn *c)
+{
+	return c->tp;
+}
+
+void conn_discard_input(struct conn *c)
+{
+	c->roff = c->rlen = 0;
+}
+
+int conn_wait_fd(int fd, short events, int ms)
 {
 	struct pollfd p = { .fd = fd, .events = events };
 	int r;
@@ -109,93 +137,53 @@ static int wait_fd(int fd, short events, int ms)
 /* Transport read: plain fd or TLS.  >0 bytes, or CONN_EOF/ERROR/TIMEOUT. */
 static ssize_t raw_read(struct conn *c, void *buf, size_t n)
 {
-	if (c->ssl == NULL) {
-		ssize_t r;
-		int w = wait_fd(c->fd_in, POLLIN, timeout_ms(c));
-		if (w == 0)
-			return CONN_TIMEOUT;
-		if (w < 0)
-			return CONN_ERROR;
-		do
-			r = read(c->fd_in, buf, n);
-		while (r < 0 && errno == EINTR);
-		if (r < 0)
-			return (errno == EAGAIN || errno == EWOULDBLOCK) ? CONN_TIMEOUT : CONN_ERROR;
-		if (r == 0)
-			return CONN_EOF;
-		c->in += (size_t)r;
+	ssize_t r;
+	int w;
+
+	if (c->t != NULL) {
+		r = c->t->read(c, buf, n);
+		if (r > 0)
+			c->in += (size_t)r;
 		return r;
 	}
-	for (;;) {
-		int r, e, w;
-		if (SSL_pending(c->ssl) == 0) {
-			w = wait_fd(c->fd_in, POLLIN, timeout_ms(c));
-			if (w == 0)
-				return CONN_TIMEOUT;
-			if (w < 0)
-				return CONN_ERROR;
-		}
-		ERR_clear_error();
-		r = SSL_read(c->ssl, buf, n > INT32_MAX ? INT32_MAX : (int)n);
-		if (r > 0) {
-			c->in += (size_t)r;
-			return r;
-		}
-		e = SSL_get_error(c->ssl, r);
-		if (e == SSL_ERROR_ZERO_RETURN)
-			return CONN_EOF;
-		if (e == SSL_ERROR_WANT_READ)
-			continue;
-		if (e == SSL_ERROR_WANT_WRITE) {
-			if (wait_fd(c->fd_out, POLLOUT, timeout_ms(c)) <= 0)
-				return CONN_TIMEOUT;
-			continue;
-		}
-		if (e == SSL_ERROR_SYSCALL && errno == 0)
-			return CONN_EOF;	/* peer closed without close_notify */
-		if (e == SSL_ERROR_SYSCALL && (errno == EAGAIN || errno == EWOULDBLOCK))
-			return CONN_TIMEOUT;
+	w = conn_wait_fd(c->fd_in, POLLIN, conn_timeout_ms(c));
+	if (w == 0)
+		return CONN_TIMEOUT;
+	if (w < 0)
 		return CONN_ERROR;
-	}
+	do
+		r = read(c->fd_in, buf, n);
+	while (r < 0 && errno == EINTR);
+	if (r < 0)
+		return (errno == EAGAIN || errno == EWOULDBLOCK) ? CONN_TIMEOUT : CONN_ERROR;
+	if (r == 0)
+		return CONN_EOF;
+	c->in += (size_t)r;
+	return r;
 }
 
 static int raw_write(struct conn *c, const void *buf, size_t n)
 {
 	const char *p = buf;
 
+	if (c->t != NULL) {
+		int r = c->t->write(c, buf, n);
+		if (r == 0)
+			c->out += n;
+		return r;
+	}
 	while (n > 0) {
-		if (wait_fd(c->fd_out, POLLOUT, timeout_ms(c)) <= 0)
+		ssize_t r;
+		if (conn_wait_fd(c->fd_out, POLLOUT, conn_timeout_ms(c)) <= 0)
 			return CONN_TIMEOUT;
-		if (c->ssl == NULL) {
-			ssize_t r = write(c->fd_out, p, n);
-			if (r < 0 && errno == EINTR)
-				continue;
-			if (r < 0)
-				return (errno == EAGAIN || errno == EWOULDBLOCK) ? CONN_TIMEOUT
-										 : CONN_ERROR;
-			p += r;
-			n -= (size_t)r;
-			c->out += (size_t)r;
-		} else {
-			int r, e;
-			ERR_clear_error();
-			r = SSL_write(c->ssl, p, n > INT32_MAX ? INT32_MAX : (int)n);
-			if (r > 0) {
-				p += r;
-				n -= (size_t)r;
-				c->out += (size_t)r;
-				continue;
-			}
-			e = SSL_get_error(c->ssl, r);
-			if (e == SSL_ERROR_WANT_WRITE)
-				continue;
-			if (e == SSL_ERROR_WANT_READ) {
-				if (wait_fd(c->fd_in, POLLIN, timeout_ms(c)) <= 0)
-					return CONN_TIMEOUT;
-				continue;
-			}
-			return CONN_ERROR;
-		}
+		r = write(c->fd_out, p, n);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0)
+			return (errno == EAGAIN || errno == EWOULDBLOCK) ? CONN_TIMEOUT : CONN_ERROR;
+		p += r;
+		n -= (size_t)r;
+		c->out += (size_t)r;
 	}
 	return 0;
 }
@@ -349,7 +337,7 @@ int conn_wait(struct conn *c, int extra_fd, int ms)
 	};
 	int r;
 
-	if (conn_pending(c) > 0 || (c->ssl != NULL && SSL_pending(c->ssl) > 0) ||
+	if (conn_pending(c) > 0 || (c->t != NULL && c->t->pending(c)) ||
 	    (c->zin != NULL && c->zraw_off < c->zraw_len))
 		return 1;
 	do
@@ -448,111 +436,14 @@ int conn_printf(struct conn *c, const char *fmt, ...)
 	return r;
 }
 
-static void ssl_errstr(char *err, size_t errlen, const char *what)
-{
-	unsigned long e = ERR_get_error();
-	char buf[256];
-
-	if (e != 0) {
-		ERR_error_string_n(e, buf, sizeof(buf));
-		snprintf(err, errlen, "%s: %s", what, buf);
-	} else {
-		snprintf(err, errlen, "%s: %s", what, errno ? strerror(errno) : "connection closed");
-	}
-}
-
-static int handshake(struct conn *c, int server, char *err, size_t errlen)
-{
-	for (;;) {
-		int r, e;
-		ERR_clear_error();
-		errno = 0;
-		r = server ? SSL_accept(c->ssl) : SSL_connect(c->ssl);
-		if (r == 1)
-			return 0;
-		e = SSL_get_error(c->ssl, r);
-		if (e == SSL_ERROR_WANT_READ) {
-			if (wait_fd(c->fd_in, POLLIN, timeout_ms(c)) <= 0)
-				break;
-			continue;
-		}
-		if (e == SSL_ERROR_WANT_WRITE) {
-			if (wait_fd(c->fd_out, POLLOUT, timeout_ms(c)) <= 0)
-				break;
-			continue;
-		}
-		if (!server && SSL_get_verify_result(c->ssl) != X509_V_OK) {
-			snprintf(err, errlen, "certificate verification failed: %s",
-				 X509_verify_cert_error_string(SSL_get_verify_result(c->ssl)));
-			return CONN_ERROR;
-		}
-		ssl_errstr(err, errlen, "TLS handshake failed");
-		return CONN_ERROR;
-	}
-	snprintf(err, errlen, "TLS handshake timed out");
-	return CONN_ERROR;
-}
-
-static int start_tls(struct conn *c, SSL_CTX *ctx, char *err, size_t errlen)
-{
-	if (c->ssl != NULL) {
-		snprintf(err, errlen, "TLS already active");
-		return CONN_ERROR;
-	}
-	if (conn_flush(c) != 0) {
-		snprintf(err, errlen, "write failed before TLS");
-		return CONN_ERROR;
-	}
-	/* Plaintext pipelined after STARTTLS must not be read as if it came
-	 * over TLS (CVE-2011-0411 and its IMAP cousins). */
-	c->roff = c->rlen = 0;
-	c->ssl = SSL_new(ctx);
-	if (c->ssl == NULL) {
-		ssl_errstr(err, errlen, "SSL_new");
-		return CONN_ERROR;
-	}
-	if (!SSL_set_rfd(c->ssl, c->fd_in) || !SSL_set_wfd(c->ssl, c->fd_out)) {
-		ssl_errstr(err, errlen, "SSL_set_fd");
-		return CONN_ERROR;
-	}
-	return 0;
-}
-
-int conn_start_tls_server(struct conn *c, SSL_CTX *ctx, char *err, size_t errlen)
-{
-	if (start_tls(c, ctx, err, errlen) != 0)
-		return CONN_ERROR;
-	return handshake(c, 1, err, errlen);
-}
-
-int conn_start_tls_client(struct conn *c, SSL_CTX *ctx, const char *host, char *err,
-			  size_t errlen)
-{
-	if (start_tls(c, ctx, err, errlen) != 0)
-		return CONN_ERROR;
-	SSL_set_tlsext_host_name(c->ssl, host);
-	if (!SSL_set1_host(c->ssl, host)) {
-		ssl_errstr(err, errlen, "SSL_set1_host");
-		return CONN_ERROR;
-	}
-	SSL_set_verify(c->ssl, SSL_VERIFY_PEER, NULL);
-	return handshake(c, 0, err, errlen);
-}
-
 int conn_is_tls(const struct conn *c)
 {
-	return c->ssl != NULL;
+	return c->t != NULL;
 }
 
 const char *conn_tls_desc(const struct conn *c)
 {
-	static char buf[128];
-
-	if (c->ssl == NULL)
-		return "plain";
-	snprintf(buf, sizeof(buf), "%s %s", SSL_get_version(c->ssl),
-		 SSL_CIPHER_get_name(SSL_get_current_cipher(c->ssl)));
-	return buf;
+	return c->t != NULL ? c->t->desc(c) : "plain";
 }
 
 int conn_start_deflate(struct conn *c)

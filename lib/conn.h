@@ -18,7 +18,7 @@
 #include <stddef.h>
 #include <sys/types.h>
 
-#include <openssl/ssl.h>
+struct ssl_ctx_st;	/* OpenSSL's SSL_CTX */
 
 #define CONN_BUF 65536
 
@@ -38,18 +38,23 @@ void conn_free(struct conn *c);	/* NULL allowed; frees SSL/zlib state */
 
 void conn_set_timeout(struct conn *c, int seconds);
 
+/* The descriptors given to conn_new(). */
+int conn_fd_in(const struct conn *c);
+int conn_fd_out(const struct conn *c);
+
 /*
+ * TLS (lib/conn-tls.c, the only part that links OpenSSL).
  * Starts TLS as the server (implicit TLS, or after "OK Begin TLS").
  * Discards bytes the peer sent before the handshake (STARTTLS command
  * injection).  Returns 0 or CONN_ERROR with a reason in err.
  */
-int conn_start_tls_server(struct conn *c, SSL_CTX *ctx, char *err, size_t errlen);
+int conn_start_tls_server(struct conn *c, struct ssl_ctx_st *ctx, char *err, size_t errlen);
 
 /*
  * Starts TLS as a client and verifies the peer's certificate against HOST
  * (the context must have been made by tls_client_ctx()).  0 or CONN_ERROR.
  */
-int conn_start_tls_client(struct conn *c, SSL_CTX *ctx, const char *host,
+int conn_start_tls_client(struct conn *c, struct ssl_ctx_st *ctx, const char *host,
 			  char *err, size_t errlen);
 
 int conn_is_tls(const struct conn *c);

@@ -1,16 +1,16 @@
 /*
- * IMAP session: the read-parse-dispatch loop, connection-level commands
- * and authentication.  See imapd.h for the split between files.
+ * IMAP session: the read-parse-dispatch loop and connection-level
+ * commands.  Authentication and TLS live in lib/imapd-login.c, so that the
+ * session binary (mail-imap-session) links neither OpenSSL nor libldap.
+ * See imapd.h for the split between files.
  */
 #include "imapd.h"
 
-#include "auth.h"
 #include "conn.h"
 #include "fsutil.h"
 #include "log.h"
 #include "mailbox-name.h"
 #include "maildir.h"
-#include "server.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -20,13 +20,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sysexits.h>
 #include <time.h>
 #include <unistd.h>
-
-#include <openssl/evp.h>
 
 /* ---- output ----------------------------------------------------------- */
 
@@ -222,15 +219,6 @@ static long stage_literal(struct imapd *s, uint64_t size)
 
 /* ---- authentication --------------------------------------------------- */
 
-static int login_allowed(struct imapd *s, const char *tag)
-{
-	if (conn_is_tls(s->conn) || s->plaintext_ok)
-		return 1;
-	imapd_tagged(s, tag, "NO [PRIVACYREQUIRED] Plaintext authentication disallowed on "
-		     "non-secure (SSL/TLS) connections.");
-	return 0;
-}
-
 /*
  * Removes APPEND staging files a killed session left in ~/mail/tmp (they
  * were never acknowledged).  Only ours, and only when older than an hour:
@@ -258,14 +246,20 @@ static void clean_stale_appends(const char *maildir)
 	closedir(d);
 }
 
-/* Prepares the user's mail directory after a successful login. */
-static int enter_home(struct imapd *s, const char *home)
+int imapd_set_home(struct imapd *s, const char *home)
+{
+	snprintf(s->home, sizeof(s->home), "%s", home);
+	if ((size_t)snprintf(s->maildir, sizeof(s->maildir), "%s/mail", home) >= sizeof(s->maildir))
+		return -1;
+	return 0;
+}
+
+int imapd_enter_home(struct imapd *s, const char *home)
 {
 	struct stat st;
 	char err[512];
 
-	snprintf(s->home, sizeof(s->home), "%s", home);
-	if ((size_t)snprintf(s->maildir, sizeof(s->maildir), "%s/mail", home) >= sizeof(s->maildir))
+	if (imapd_set_home(s, home) != 0)
 		return -1;
 	if (stat(s->maildir, &st) != 0) {
 		/* first login: create <mail_dir>/<account>/<user>/mail as dovecot would */
@@ -291,184 +285,6 @@ fail:
 	return -1;
 }
 
-static void login_done(struct imapd *s, const char *tag, enum auth_status st,
-		       const struct auth_result *res)
-{
-	if (st == AUTH_OK) {
-		snprintf(s->user, sizeof(s->user), "%s", res->login);
-		if (enter_home(s, res->home) != 0) {
-			imapd_tagged(s, tag, "NO [SERVERBUG] Cannot open your mailbox. "
-				     "The administrator has been told.");
-			return;
-		}
-		s->state = IMAPD_AUTH;
-		log_info("login", "user=%s peer=%s tls=%s", log_q(s->user), s->peer,
-			 log_q(conn_tls_desc(s->conn)));
-		imapd_tagged(s, tag, "OK [CAPABILITY %s] Logged in", imapd_capability(s));
-		return;
-	}
-	if (st == AUTH_UNAVAILABLE) {
-		imapd_tagged(s, tag, "NO [UNAVAILABLE] Temporary authentication failure, "
-			     "try again later.");
-		return;
-	}
-	s->auth_failures++;
-	imapd_tagged(s, tag, "NO [AUTHENTICATIONFAILED] Authentication failed.");
-	if (s->auth_failures >= IMAPD_MAX_AUTH_FAILURES) {
-		imapd_untagged(s, "BYE Too many authentication failures.");
-		s->state = IMAPD_LOGOUT;
-	}
-}
-
-static void do_auth(struct imapd *s, const char *tag, const char *user, size_t ulen,
-		    const char *pass, size_t plen)
-{
-	struct auth_result res;
-	enum auth_status st;
-
-	conn_flush(s->conn);
-	st = auth_check(s->opts->auth, user, ulen, pass, plen, s->peer, &res);
-	login_done(s, tag, st, &res);
-	explicit_bzero(&res, sizeof(res));
-}
-
-static void cmd_login(struct imapd *s, const struct imap_command *cmd)
-{
-	const char *u, *p;
-
-	if (cmd->count != 2 || (u = imap_arg_astring(&cmd->args[0])) == NULL ||
-	    (p = imap_arg_astring(&cmd->args[1])) == NULL) {
-		imapd_tagged(s, cmd->tag, "BAD LOGIN needs a user name and a password.");
-		return;
-	}
-	if (!login_allowed(s, cmd->tag))
-		return;
-	do_auth(s, cmd->tag, u, cmd->args[0].len, p, cmd->args[1].len);
-}
-
-/* base64 (RFC 4648, padding required) into out; length or -1. */
-static long b64_decode(const char *in, unsigned char *out, size_t outlen)
-{
-	size_t n = strlen(in);
-	int len;
-
-	if (n % 4 != 0 || n / 4 * 3 > outlen)
-		return -1;
-	if (n == 0)
-		return 0;
-	len = EVP_DecodeBlock(out, (const unsigned char *)in, (int)n);
-	if (len < 0)
-		return -1;
-	if (in[n - 1] == '=')
-		len--;
-	if (in[n - 2] == '=')
-		len--;
-	return len;
-}
-
-/* Reads one SASL response line; its decoded bytes or -1 after answering. */
-static long sasl_read(struct imapd *s, const char *tag, const char *challenge,
-		      unsigned char *out, size_t outlen)
-{
-	char *line;
-	long n;
-
-	conn_printf(s->conn, "+ %s\r\n", challenge);
-	conn_flush(s->conn);
-	n = imapd_read_line(s, &line, IMAPD_PREAUTH_MAX_LINE);
-	if (n == CONN_TOO_LONG) {
-		imapd_tagged(s, tag, "BAD Authentication response too long.");
-		return -1;
-	}
-	if (n < 0) {
-		s->state = IMAPD_LOGOUT;
-		return -1;
-	}
-	if (strcmp(line, "*") == 0) {
-		imapd_tagged(s, tag, "BAD Authentication aborted by client.");
-		return -1;
-	}
-	n = b64_decode(line, out, outlen);
-	explicit_bzero(line, strlen(line));
-	if (n < 0)
-		imapd_tagged(s, tag, "BAD Invalid base64 data in response.");
-	return n;
-}
-
-static void cmd_authenticate(struct imapd *s, const struct imap_command *cmd)
-{
-	unsigned char buf[IMAPD_PREAUTH_MAX_LINE];
-	const char *mech, *ir = NULL;
-	long n;
-
-	if (cmd->count < 1 || cmd->count > 2 || cmd->args[0].type != IMAP_ARG_ATOM ||
-	    (cmd->count == 2 && cmd->args[1].type != IMAP_ARG_ATOM)) {
-		imapd_tagged(s, cmd->tag, "BAD AUTHENTICATE needs a mechanism.");
-		return;
-	}
-	mech = cmd->args[0].str;
-	if (cmd->count == 2)
-		ir = cmd->args[1].str;
-	if (strcasecmp(mech, "PLAIN") != 0 && strcasecmp(mech, "LOGIN") != 0) {
-		imapd_tagged(s, cmd->tag, "NO Unsupported authentication mechanism.");
-		return;
-	}
-	if (!login_allowed(s, cmd->tag))
-		return;
-
-	if (strcasecmp(mech, "PLAIN") == 0) {
-		const unsigned char *authz, *authc, *pass, *end;
-		if (ir != NULL) {
-			n = strcmp(ir, "=") == 0 ? 0 : b64_decode(ir, buf, sizeof(buf));
-			if (n < 0) {
-				imapd_tagged(s, cmd->tag, "BAD Invalid base64 data in initial response.");
-				return;
-			}
-		} else if ((n = sasl_read(s, cmd->tag, "", buf, sizeof(buf))) < 0) {
-			return;
-		}
-		/* authzid NUL authcid NUL passwd */
-		end = buf + n;
-		authz = buf;
-		authc = memchr(authz, '\0', (size_t)(end - authz));
-		pass = authc ? memchr(authc + 1, '\0', (size_t)(end - authc - 1)) : NULL;
-		if (authc == NULL || pass == NULL) {
-			explicit_bzero(buf, sizeof(buf));
-			imapd_tagged(s, cmd->tag, "BAD Invalid AUTHENTICATE PLAIN data.");
-			return;
-		}
-		authc++;
-		pass++;
-		if (authc - 1 > authz &&
-		    ((size_t)(authc - 1 - authz) != (size_t)(pass - 1 - authc) ||
-		     memcmp(authz, authc, (size_t)(pass - 1 - authc)) != 0)) {
-			explicit_bzero(buf, sizeof(buf));
-			imapd_tagged(s, cmd->tag, "NO [AUTHORIZATIONFAILED] Proxy authentication "
-				     "is not supported.");
-			return;
-		}
-		do_auth(s, cmd->tag, (const char *)authc, (size_t)(pass - 1 - authc),
-			(const char *)pass, (size_t)(end - pass));
-	} else {
-		unsigned char user[AUTH_MAX_USER + 1];
-		long ulen;
-		if (ir != NULL) {
-			ulen = b64_decode(ir, user, sizeof(user) - 1);
-			if (ulen < 0) {
-				imapd_tagged(s, cmd->tag, "BAD Invalid base64 data in initial response.");
-				return;
-			}
-		} else if ((ulen = sasl_read(s, cmd->tag, "VXNlcm5hbWU6", user,
-					     sizeof(user) - 1)) < 0) {
-			return;
-		}
-		if ((n = sasl_read(s, cmd->tag, "UGFzc3dvcmQ6", buf, sizeof(buf))) < 0)
-			return;
-		do_auth(s, cmd->tag, (const char *)user, (size_t)ulen, (const char *)buf, (size_t)n);
-	}
-	explicit_bzero(buf, sizeof(buf));
-}
-
 /* ---- connection-level commands --------------------------------------- */
 
 static void cmd_capability(struct imapd *s, const struct imap_command *cmd)
@@ -489,27 +305,6 @@ static void cmd_logout(struct imapd *s, const struct imap_command *cmd)
 	imapd_untagged(s, "BYE Logging out");
 	imapd_tagged(s, cmd->tag, "OK Logout completed.");
 	s->state = IMAPD_LOGOUT;
-}
-
-static void cmd_starttls(struct imapd *s, const struct imap_command *cmd)
-{
-	char err[512];
-
-	if (conn_is_tls(s->conn)) {
-		imapd_tagged(s, cmd->tag, "BAD TLS is already active.");
-		return;
-	}
-	if (s->opts->tls_ctx == NULL) {
-		imapd_tagged(s, cmd->tag, "BAD TLS support isn't enabled.");
-		return;
-	}
-	imapd_tagged(s, cmd->tag, "OK Begin TLS negotiation now.");
-	/* anything the client pipelined after STARTTLS is discarded */
-	s->inoff = s->inlen = 0;
-	if (conn_start_tls_server(s->conn, s->opts->tls_ctx, err, sizeof(err)) != 0) {
-		log_info("tls_failed", "peer=%s error=%s", s->peer, log_q(err));
-		s->state = IMAPD_LOGOUT;
-	}
 }
 
 static void cmd_id(struct imapd *s, const struct imap_command *cmd)
@@ -676,9 +471,10 @@ static const struct command_def {
 	{ "NOOP", ANY, 0, cmd_noop },
 	{ "LOGOUT", ANY, 0, cmd_logout },
 	{ "ID", ANY, 0, cmd_id },
-	{ "STARTTLS", NOTAUTH, 0, cmd_starttls },
-	{ "LOGIN", NOTAUTH, 0, cmd_login },
-	{ "AUTHENTICATE", NOTAUTH, 0, cmd_authenticate },
+	/* before login only: s->login_cmd (lib/imapd-login.c) */
+	{ "STARTTLS", NOTAUTH, 0, NULL },
+	{ "LOGIN", NOTAUTH, 0, NULL },
+	{ "AUTHENTICATE", NOTAUTH, 0, NULL },
 	{ "ENABLE", AUTHED, 0, cmd_enable },
 	{ "COMPRESS", AUTHED, 0, cmd_compress },
 	{ "IDLE", AUTHED, 0, cmd_idle },
@@ -732,7 +528,12 @@ static void dispatch(struct imapd *s, const struct imap_command *cmd)
 	}
 	log_debug("command", "tag=%s name=%s%s", log_q(cmd->tag), cmd->uid ? "UID_" : "",
 		  log_q(cmd->name));
-	d->fn(s, cmd);
+	if (d->fn != NULL)
+		d->fn(s, cmd);
+	else if (s->login_cmd != NULL)
+		s->login_cmd(s, cmd);
+	else
+		imapd_tagged(s, cmd->tag, "BAD Unknown command.");
 }
 
 static int is_append(struct imapd *s)
@@ -857,14 +658,12 @@ static int session_loop(struct imapd *s)
 	return 0;
 }
 
-int imapd_session(const struct imapd_opts *opts, int fd_in, int fd_out, const char *peer)
+struct imapd *imapd_new(const struct imapd_opts *opts, int fd_in, int fd_out, const char *peer)
 {
 	struct imapd *s = calloc(1, sizeof(*s));
-	char err[512];
-	int rc = 0;
 
 	if (s == NULL)
-		return EX_OSERR;
+		return NULL;
 	s->opts = opts;
 	s->cfg = opts->cfg;
 	s->state = IMAPD_NOT_AUTH;
@@ -873,46 +672,48 @@ int imapd_session(const struct imapd_opts *opts, int fd_in, int fd_out, const ch
 	s->conn = conn_new(fd_in, fd_out);
 	if (s->conn == NULL) {
 		free(s);
-		return EX_OSERR;
+		return NULL;
 	}
-	s->plaintext_ok = opts->allow_plaintext && server_peer_is_loopback(fd_in);
 	conn_set_timeout(s->conn, s->cfg->imap.auth_timeout);
-	if (opts->implicit_tls) {
-		if (conn_start_tls_server(s->conn, opts->tls_ctx, err, sizeof(err)) != 0) {
-			log_info("tls_failed", "peer=%s error=%s", s->peer, log_q(err));
-			goto out;
-		}
-	}
-	if (opts->home != NULL) {
-		snprintf(s->user, sizeof(s->user), "%s", "(preauth)");
-		if (enter_home(s, opts->home) != 0) {
-			imapd_untagged(s, "BYE Cannot open the mailbox.");
-			rc = EX_CANTCREAT;
-			goto out;
-		}
-		s->state = IMAPD_AUTH;
-		if (parser_setup(s) != 0)
-			goto out;
-		imapd_untagged(s, "PREAUTH [CAPABILITY %s] Logged in as %s", imapd_capability(s),
-			       s->user);
-	} else {
-		if (parser_setup(s) != 0)
-			goto out;
-		imapd_untagged(s, "OK [CAPABILITY %s] mailkeep ready.", imapd_capability(s));
-	}
+	return s;
+}
+
+int imapd_input_push(struct imapd *s, const char *buf, size_t len)
+{
+	if (len == 0)
+		return 0;
+	if (len > sizeof(s->inbuf) - s->inlen)
+		return -1;
+	memcpy(s->inbuf + s->inlen, buf, len);
+	s->inlen += len;
+	return 0;
+}
+
+int imapd_run(struct imapd *s)
+{
+	int rc;
+
+	if (s->parser == NULL && parser_setup(s) != 0)
+		return EX_OSERR;
 	log_debug("connect", "peer=%s tls=%s", s->peer, log_q(conn_tls_desc(s->conn)));
 	rc = session_loop(s);
 	if (s->state == IMAPD_SELECTED)
 		imapd_select_close(s, 0);
-	log_info("disconnect", "peer=%s user=%s in=%llu out=%llu", s->peer,
-		 log_q(s->user[0] ? s->user : "-"), conn_bytes_in(s->conn),
-		 conn_bytes_out(s->conn));
-out:
+	if (!s->handed_off)
+		log_info("disconnect", "peer=%s user=%s in=%llu out=%llu", s->peer,
+			 log_q(s->user[0] ? s->user : "-"), s->bytes_in + conn_bytes_in(s->conn),
+			 s->bytes_out + conn_bytes_out(s->conn));
+	return rc;
+}
+
+void imapd_free(struct imapd *s)
+{
+	if (s == NULL)
+		return;
 	staged_clear(s);
 	imap_parser_free(s->parser);
 	imap_string_free(&s->out);
 	conn_free(s->conn);
 	explicit_bzero(s->inbuf, sizeof(s->inbuf));
 	free(s);
-	return rc;
 }

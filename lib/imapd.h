@@ -3,7 +3,11 @@
  * connection, RFC 3501 plus the extensions listed in imapd_capability().
  *
  * lib/imapd.c      the session: I/O loop, parser glue, literals, states,
- *                  authentication, STARTTLS, COMPRESS, ID, ENABLE, IDLE
+ *                  COMPRESS, ID, ENABLE, IDLE
+ * lib/imapd-login.c before login (mail-serve-imap): implicit TLS, STARTTLS,
+ *                  LOGIN, AUTHENTICATE, then the handoff to the session
+ *                  binary (TLS: this process stays as the TLS proxy)
+ * lib/imapd-handoff.c what the pre-login process hands the session binary
  * lib/imapd-mbox.c mailbox commands: LIST, LSUB, STATUS, CREATE, DELETE,
  *                  RENAME, (UN)SUBSCRIBE, SELECT/EXAMINE, APPEND, NAMESPACE
  * lib/imapd-select.c the selected mailbox: sequence numbers, untagged
@@ -22,8 +26,6 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include <openssl/ssl.h>
-
 #include "config.h"
 #include "imap-parser.h"
 #include "imap-seqset.h"
@@ -32,6 +34,7 @@
 struct auth;
 struct conn;
 struct maildir_folder;
+struct ssl_ctx_st;	/* OpenSSL's SSL_CTX */
 
 #define IMAPD_INBUF 65536
 #define IMAPD_PREAUTH_MAX_LINE 8192	/* command text before login */
@@ -52,10 +55,11 @@ enum { IMAPD_EN_CONDSTORE = 1 << 0, IMAPD_EN_QRESYNC = 1 << 1, IMAPD_EN_UTF8 = 1
 struct imapd_opts {
 	const struct config *cfg;
 	struct auth *auth;		/* owned by the caller */
-	SSL_CTX *tls_ctx;		/* NULL: no TLS configured */
+	struct ssl_ctx_st *tls_ctx;	/* NULL: no TLS configured */
 	int implicit_tls;		/* --tls: handshake before the greeting */
 	int allow_plaintext;		/* --allow-plaintext (effective on loopback only) */
 	const char *home;		/* --home: preauthenticated session (tests, local use) */
+	const char *session_path;	/* exec'd after login; NULL: serve in this process */
 };
 
 /* One message of the selected mailbox as the client knows it. */
@@ -83,6 +87,10 @@ struct imapd {
 	char peer[64];
 	int plaintext_ok;		/* auth allowed without TLS (loopback + flag) */
 	int auth_failures;
+	/* STARTTLS, LOGIN, AUTHENTICATE (lib/imapd-login.c); NULL in the session binary */
+	void (*login_cmd)(struct imapd *s, const struct imap_command *cmd);
+	int handed_off;			/* the session binary serves the client now */
+	unsigned long long bytes_in, bytes_out;	/* before the handoff, for the log */
 	unsigned enabled;
 	char user[321];
 	char home[4096];
@@ -102,8 +110,31 @@ struct imapd {
 	struct imap_string out;		/* scratch for building responses */
 };
 
-/* Runs a session on FD_IN/FD_OUT until LOGOUT or disconnect; an exit code. */
+/*
+ * Runs a session on FD_IN/FD_OUT until LOGOUT or disconnect; an exit code.
+ * With opts->session_path set, a successful login hands the connection to
+ * that program (lib/imapd-login.c).
+ */
 int imapd_session(const struct imapd_opts *opts, int fd_in, int fd_out, const char *peer);
+
+/*
+ * Building blocks of the two entry points (imapd_session() before login,
+ * imapd_handoff_serve() in the session binary):
+ * imapd_new  a session in state IMAPD_NOT_AUTH (OPTS must outlive it);
+ * imapd_run  the command loop until LOGOUT or disconnect, then the
+ *            "disconnect" log line; an exit code;
+ * imapd_input_push  bytes already read from the client, parsed first
+ *            (0, or -1 if they do not fit IMAPD_INBUF);
+ * imapd_set_home  the user's home and <home>/mail (0, -1 too long);
+ * imapd_enter_home  the same, and prepares the mail directory at login
+ *            (created if missing, [mailbox] folders, stale APPEND files).
+ */
+struct imapd *imapd_new(const struct imapd_opts *opts, int fd_in, int fd_out, const char *peer);
+int imapd_run(struct imapd *s);
+void imapd_free(struct imapd *s);	/* NULL allowed */
+int imapd_input_push(struct imapd *s, const char *buf, size_t len);
+int imapd_set_home(struct imapd *s, const char *home);
+int imapd_enter_home(struct imapd *s, const char *home);
 
 /* The CAPABILITY list for the session's current state (no leading "* "). */
 const char *imapd_capability(const struct imapd *s);
