@@ -11,9 +11,11 @@
 #include "mailbox-name.h"
 #include "maildir.h"
 #include "sync-folder.h"
+#include "uidlist.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,6 +23,7 @@
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <sysexits.h>
+#include <time.h>
 #include <unistd.h>
 
 int sync_local_root(const struct config *cfg, const struct config_account *a,
@@ -177,20 +180,21 @@ static int list_cb(const struct imap_resp *r, void *ctx)
 	return 0;
 }
 
+static const char *list_cmd(unsigned caps, int with_status)
+{
+	if (with_status && (caps & IMAP_CAP_LIST_STATUS) && (caps & IMAP_CAP_CONDSTORE))
+		return "LIST \"\" \"*\" RETURN (SPECIAL-USE STATUS (UIDVALIDITY UIDNEXT MESSAGES "
+			"HIGHESTMODSEQ))";
+	if ((caps & IMAP_CAP_LIST_EXTENDED) && (caps & IMAP_CAP_SPECIAL_USE))
+		return "LIST \"\" \"*\" RETURN (SPECIAL-USE)";
+	return "LIST \"\" \"*\"";
+}
+
 static int list_remote(struct imap_client *cl, int with_status, struct rlist *l,
 		       char *err, size_t errlen)
 {
-	unsigned caps = imap_client_caps(cl);
-	const char *cmd;
-
-	if (with_status && (caps & IMAP_CAP_LIST_STATUS) && (caps & IMAP_CAP_CONDSTORE))
-		cmd = "LIST \"\" \"*\" RETURN (SPECIAL-USE STATUS (UIDVALIDITY UIDNEXT MESSAGES "
-			"HIGHESTMODSEQ))";
-	else if ((caps & IMAP_CAP_LIST_EXTENDED) && (caps & IMAP_CAP_SPECIAL_USE))
-		cmd = "LIST \"\" \"*\" RETURN (SPECIAL-USE)";
-	else
-		cmd = "LIST \"\" \"*\"";
-	return imap_client_cmd(cl, cmd, list_cb, l, NULL, err, errlen);
+	return imap_client_cmd(cl, list_cmd(imap_client_caps(cl), with_status), list_cb, l,
+			       NULL, err, errlen);
 }
 
 int sync_connect_login(const struct config_account *a, int debug, struct imap_client **out,
@@ -293,6 +297,25 @@ static int remote_from_local(const char *local, char sep, char *out, size_t outl
 	return 0;
 }
 
+/*
+ * 1 when DIR already has cur/ new/ tmp/ and a uidlist: maildir_folder_init()
+ * would only take the lock, parse the uidlist and fsync the directory.
+ */
+static int folder_ready(const char *dir)
+{
+	static const char *const sub[] = { "cur", "new", "tmp", UIDLIST_NAME };
+	char p[PATH_MAX + 32];
+	struct stat sb;
+	size_t i;
+
+	for (i = 0; i < sizeof(sub) / sizeof(sub[0]); i++) {
+		snprintf(p, sizeof(p), "%s/%s", dir, sub[i]);
+		if (stat(p, &sb) != 0)
+			return 0;
+	}
+	return 1;
+}
+
 static int ensure_local(const char *root, const char *name, char *err, size_t errlen)
 {
 	char dir[PATH_MAX], cur[PATH_MAX + 8];
@@ -300,7 +323,7 @@ static int ensure_local(const char *root, const char *name, char *err, size_t er
 	int rc;
 
 	if (mailbox_name_is_inbox(name))
-		return maildir_folder_init(root, err, errlen);
+		return folder_ready(root) ? 0 : maildir_folder_init(root, err, errlen);
 	if ((rc = folder_dir(root, name, dir, sizeof(dir), err, errlen)) != 0)
 		return rc;
 	snprintf(cur, sizeof(cur), "%s/cur", dir);
@@ -314,15 +337,81 @@ static int ensure_local(const char *root, const char *name, char *err, size_t er
 	return maildir_folder_init(dir, err, errlen);
 }
 
+static long long now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/*
+ * The provider half of a run's start: connect, log in, ENABLE QRESYNC and
+ * LIST-STATUS.  It runs in a thread while the caller does the local half
+ * (mail root, local folder list), so a no-change run costs the provider's
+ * handshakes and not their sum with our disk work.  It logs nothing unless
+ * debug is on, and then it is run without a thread (log_q() is not
+ * thread-safe).
+ */
+struct remote_start {
+	const struct config_account *a;
+	int debug;
+	struct imap_client *cl;
+	unsigned caps;
+	struct rlist l;
+	long long ms_login, ms_list;
+	int rc;
+	char err[512];
+};
+
+static void *remote_start_run(void *arg)
+{
+	struct remote_start *r = arg;
+	long long t0 = now_ms();
+	char tag_en[16], tag_ls[16], e2[512];
+	int enable, rc;
+
+	r->rc = sync_connect_login(r->a, r->debug, &r->cl, r->err, sizeof(r->err));
+	r->ms_login = now_ms() - t0;
+	if (r->rc != 0)
+		return NULL;
+	r->caps = imap_client_caps(r->cl);
+	enable = (r->caps & IMAP_CAP_QRESYNC) && (r->caps & IMAP_CAP_ENABLE);
+	if (!enable)
+		r->caps &= ~(unsigned)IMAP_CAP_QRESYNC;
+	if (enable) {
+		/* pipelined with the LIST: one round trip for both */
+		imap_client_send(r->cl, "ENABLE QRESYNC", tag_en);
+		imap_client_send(r->cl, list_cmd(r->caps, 1), tag_ls);
+		rc = imap_client_wait(r->cl, tag_en, NULL, NULL, NULL, e2, sizeof(e2));
+		if (rc == EX_UNAVAILABLE || rc == EX_PROTOCOL) {
+			snprintf(r->err, sizeof(r->err), "%s", e2);
+			r->rc = rc;
+			return NULL;
+		}
+		if (rc != 0)
+			r->caps &= ~(unsigned)IMAP_CAP_QRESYNC;
+		r->rc = imap_client_wait(r->cl, tag_ls, list_cb, &r->l, NULL, r->err,
+					 sizeof(r->err));
+	} else {
+		r->rc = list_remote(r->cl, 1, &r->l, r->err, sizeof(r->err));
+	}
+	r->ms_list = now_ms() - t0 - r->ms_login;
+	return NULL;
+}
+
 int sync_account(const struct config *cfg, const struct config_account *a,
 		 const struct sync_opts *o, struct sync_stats *st, char *err, size_t errlen)
 {
 	struct sync_run run = { .cfg = cfg, .a = a, .o = o, .st = st };
+	struct remote_start rs = { .a = a, .debug = o->debug };
 	struct rlist l = { 0 };
 	struct folder_list fl = { 0 };
 	char lockpath[PATH_MAX + 8], e2[512];
 	char sep = '/';
-	int lockfd = -1, rc, worst = 0;
+	int lockfd = -1, rc, worst = 0, have_fl, threaded;
+	long long t0 = now_ms(), ms_local, ms_wait;
+	pthread_t th;
 	size_t i;
 
 	if ((rc = sync_local_root(cfg, a, run.root, sizeof(run.root), err, errlen)) != 0)
@@ -346,22 +435,34 @@ int sync_account(const struct config *cfg, const struct config_account *a,
 		close(lockfd);
 		return EX_TEMPFAIL;
 	}
-	if (!o->dry_run) {
-		if ((rc = mkdirs(run.root, err, errlen)) != 0 ||
-		    (rc = maildir_folder_init(run.root, err, errlen)) != 0)
-			goto out;
-	}
-	if ((rc = sync_connect_login(a, o->debug, &run.cl, err, errlen)) != 0)
+	threaded = !o->debug && pthread_create(&th, NULL, remote_start_run, &rs) == 0;
+	if (!threaded)
+		remote_start_run(&rs);
+	/* the local half, while the provider answers */
+	if (!o->dry_run &&
+	    ((rc = mkdirs(run.root, err, errlen)) != 0 ||
+	     (!folder_ready(run.root) && (rc = maildir_folder_init(run.root, err, errlen)) != 0))) {
+		if (threaded)
+			pthread_join(th, NULL);
+		run.cl = rs.cl;
+		l = rs.l;
 		goto out;
-	run.caps = imap_client_caps(run.cl);
-	if ((run.caps & IMAP_CAP_QRESYNC) && (run.caps & IMAP_CAP_ENABLE)) {
-		if (imap_client_cmd(run.cl, "ENABLE QRESYNC", NULL, NULL, NULL, e2, sizeof(e2)) != 0)
-			run.caps &= ~(unsigned)IMAP_CAP_QRESYNC;
-	} else {
-		run.caps &= ~(unsigned)IMAP_CAP_QRESYNC;
 	}
-	if ((rc = list_remote(run.cl, 1, &l, err, errlen)) != 0)
+	have_fl = folders_list(run.root, &fl, e2, sizeof(e2)) == 0;
+	ms_local = now_ms() - t0;
+	if (threaded)
+		pthread_join(th, NULL);
+	ms_wait = now_ms() - t0 - ms_local;
+	run.cl = rs.cl;
+	run.caps = rs.caps;
+	l = rs.l;
+	if (rs.rc != 0) {
+		snprintf(err, errlen, "%s", rs.err);
+		rc = rs.rc;
 		goto out;
+	}
+	log_debug("sync_start", "account=%s login_ms=%lld list_ms=%lld local_ms=%lld "
+		  "waited_ms=%lld", a->name, rs.ms_login, rs.ms_list, ms_local, ms_wait);
 	for (i = 0; i < l.n; i++)
 		if (l.v[i].sep != 0) {
 			sep = l.v[i].sep;
@@ -370,7 +471,7 @@ int sync_account(const struct config *cfg, const struct config_account *a,
 	sync_map_folders(a, l.v, l.n);
 
 	/* Create Both: local folders the provider lacks */
-	if (folders_list(run.root, &fl, e2, sizeof(e2)) == 0) {
+	if (have_fl) {
 		for (i = 0; i < fl.n; i++) {
 			char rname[1024], q[2100], cmd[2200];
 			struct sync_rfolder *f;
@@ -416,7 +517,6 @@ int sync_account(const struct config *cfg, const struct config_account *a,
 			}
 			f->sep = sep;
 		}
-		folders_list_free(&fl);
 	}
 
 	for (i = 0; i < l.n; i++) {
@@ -459,6 +559,7 @@ int sync_account(const struct config *cfg, const struct config_account *a,
 	if (rc == EX_TEMPFAIL && o->stop != NULL && *o->stop)
 		snprintf(err, errlen, "[account %s]: stopped by a signal; state saved", a->name);
 out:
+	folders_list_free(&fl);
 	rlist_free(&l);
 	imap_client_free(run.cl);
 	close(lockfd);
