@@ -1,12 +1,9 @@
 /* Unit tests of sync state files, the flag merge rule and folder mapping (lib/sync.h). */
 #include "maildir-name.h"
-#include "sync-deliver.h"
 #include "sync.h"
 #include "t.h"
 
-#include <dirent.h>
 #include <stdlib.h>
-#include <sys/stat.h>
 
 static int kw_cb(void *ctx, const char *name)
 {
@@ -144,60 +141,6 @@ static void test_map(void)
 	}
 }
 
-/* Batched delivery: nothing visible before the flush; sizes, flags, mtime after. */
-static void test_batch(void)
-{
-	char dir[] = "/tmp/mk-batch.XXXXXX", p[512], fname[300], e[256], cmd[600];
-	struct sync_batch *b;
-	struct maildir_name mn;
-	struct stat sb;
-	DIR *d;
-	struct dirent *de;
-	int n;
-
-	T_OK(mkdtemp(dir) != NULL);
-	snprintf(p, sizeof(p), "%s/cur", dir);
-	mkdir(p, 0700);
-	snprintf(p, sizeof(p), "%s/new", dir);
-	mkdir(p, 0700);
-	snprintf(p, sizeof(p), "%s/tmp", dir);
-	mkdir(p, 0700);
-	T_OK((b = sync_batch_new(dir)) != NULL);
-	T_EQ(sync_batch_begin(b, e, sizeof(e)), 0);
-	T_EQ(sync_batch_write(b, "a\nb\r", 4, e, sizeof(e)), 0);	/* CR LF split over writes */
-	T_EQ(sync_batch_write(b, "\nc\n", 3, e, sizeof(e)), 0);
-	T_EQ(sync_batch_end(b, MAILDIR_FLAG_SEEN, 1u << 2, 1700000000, fname, sizeof(fname), e,
-			    sizeof(e)), 0);
-	T_EQ(maildir_name_parse(fname, strlen(fname), &mn), 0);
-	T_EQ(mn.size, 7);
-	T_EQ(mn.vsize, 9);	/* two bare LFs; the CR LF split over two writes is one */
-	T_EQ(mn.flags, MAILDIR_FLAG_SEEN);
-	T_EQ(mn.keywords, 1u << 2);
-	T_EQ(sync_batch_pending(b), 1);
-	snprintf(p, sizeof(p), "%s/cur/%s", dir, fname);
-	T_OK(stat(p, &sb) != 0);	/* not visible before the flush */
-	T_EQ(sync_batch_begin(b, e, sizeof(e)), 0);	/* a second one, never ended */
-	T_EQ(sync_batch_write(b, "x\n", 2, e, sizeof(e)), 0);
-	sync_batch_abort(b);
-	T_EQ(sync_batch_flush(b, e, sizeof(e)), 0);
-	T_EQ(sync_batch_pending(b), 0);
-	T_OK(stat(p, &sb) == 0 && sb.st_size == 7 && sb.st_mtime == 1700000000);
-	T_EQ(sync_batch_begin(b, e, sizeof(e)), 0);	/* freed unflushed: removed */
-	T_EQ(sync_batch_write(b, "y\n", 2, e, sizeof(e)), 0);
-	T_EQ(sync_batch_end(b, 0, 0, 0, fname, sizeof(fname), e, sizeof(e)), 0);
-	sync_batch_free(b);
-	snprintf(p, sizeof(p), "%s/tmp", dir);
-	n = 0;
-	if ((d = opendir(p)) != NULL) {
-		while ((de = readdir(d)) != NULL)
-			n += de->d_name[0] != '.';
-		closedir(d);
-	}
-	T_EQ(n, 0);
-	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
-	T_EQ(system(cmd), 0);
-}
-
 int main(void)
 {
 	T_RUN(test_roundtrip);
@@ -205,6 +148,5 @@ int main(void)
 	T_RUN(test_merge);
 	T_RUN(test_file_name);
 	T_RUN(test_map);
-	T_RUN(test_batch);
 	return t_done();
 }
