@@ -325,18 +325,22 @@ int imap_client_connect(const struct imap_client_opts *o, struct imap_client **o
 		return EX_OSERR;
 	}
 	cl->debug = o->debug;
-	cl->fd = -1;
+	/*
+	 * Connect first: a server that starts a process per connection (dovecot's
+	 * imap-login) does so while we load the trust store and make the TLS
+	 * context, which takes OpenSSL 3 several milliseconds.
+	 */
+	cl->fd = tcp_connect(o->host, o->port, timeout, err, errlen);
+	if (cl->fd < 0) {
+		imap_client_free(cl);
+		return EX_UNAVAILABLE;
+	}
 	if (o->tls != IMAP_TLS_NONE) {
 		cl->ctx = tls_client_ctx(o->ca_file, err, errlen);
 		if (cl->ctx == NULL) {
 			imap_client_free(cl);
 			return EX_CONFIG;
 		}
-	}
-	cl->fd = tcp_connect(o->host, o->port, timeout, err, errlen);
-	if (cl->fd < 0) {
-		imap_client_free(cl);
-		return EX_UNAVAILABLE;
 	}
 	cl->conn = conn_new(cl->fd, cl->fd);
 	if (cl->conn == NULL) {
