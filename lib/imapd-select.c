@@ -384,6 +384,14 @@ static void recent_floor_write(struct imapd_selected *sel, uint32_t floor)
 		unlink(tmp);
 }
 
+static int folder_has_new(const struct maildir_folder *f)
+{
+	for (size_t i = 0; i < f->nmsgs; i++)
+		if (f->msgs[i].in_new)
+			return 1;
+	return 0;
+}
+
 void imapd_select_sync(struct imapd *s, int allow_expunge)
 {
 	struct imapd_selected *sel = s->sel;
@@ -393,9 +401,19 @@ void imapd_select_sync(struct imapd *s, int allow_expunge)
 
 	if (sel == NULL)
 		return;
-	locked = imapd_sel_lock(sel);
-	r = imapd_sel_refresh(sel, locked, !sel->readonly);
-	imapd_sel_unlock(sel, locked);
+	/*
+	 * Nothing changed on disk and nobody logged a modseq: no lock (which
+	 * serialises every session of the folder) and no rescan.  Changes the
+	 * view has not reported yet are still reported below.
+	 */
+	if (maildir_folder_unchanged(sel->folder) && (sel->ms == NULL || !modseq_changed(sel->ms)) &&
+	    (sel->readonly || !folder_has_new(sel->folder))) {
+		r = 0;
+	} else {
+		locked = imapd_sel_lock(sel);
+		r = imapd_sel_refresh(sel, locked, !sel->readonly);
+		imapd_sel_unlock(sel, locked);
+	}
 	if (r != 0)
 		return;
 	f = sel->folder;

@@ -453,6 +453,7 @@ int maildir_index_load(struct maildir_folder *f)
 	f->seen_cur = sc;
 	f->seen_ul = su;
 	f->synced_at = (time_t)v.hdr.scan_started;
+	f->stamped_ns = v.hdr.scan_started * 1000000000LL;
 	msgs = NULL;
 	map = MAP_FAILED;
 	ok = 0;
@@ -466,7 +467,7 @@ out:
 
 void maildir_index_save(const struct maildir_folder *f)
 {
-	char path[PATH_BUF + 8], tmp[PATH_BUF + 16], abs[PATH_MAX], err[256];
+	char path[PATH_BUF + 8], tmp[PATH_BUF + 40], abs[PATH_MAX], err[256];
 	struct maildir_index_hdr h;
 	void *buf;
 	size_t len;
@@ -487,8 +488,8 @@ void maildir_index_save(const struct maildir_folder *f)
 	h.next_uid = f->next_uid;
 	if (maildir_index_format(&h, key_path(f, abs), f->msgs, f->nmsgs, &buf, &len) < 0)
 		return;
-	/* the uidlist lock serialises writers of one folder's index */
-	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+	/* a temporary file per writer: readers of a folder write without a lock */
+	snprintf(tmp, sizeof(tmp), "%s.%ld.tmp", path, (long)getpid());
 	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
 	if (fd < 0) {
 		log_debug("maildir-index", "file=%s error=%s", log_q(tmp), log_q(strerror(errno)));

@@ -15,9 +15,17 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sysexits.h>
+#include <time.h>
 #include <unistd.h>
 
 #define PATH_BUF 4096
+
+/*
+ * An index written without the uidlist lock races other writers of it (each
+ * writes a temporary file of its own, the last rename wins): only worth it
+ * where a rescan is slow.
+ */
+#define MAILDIR_INDEX_UNLOCKED_MIN 256
 
 static uint32_t new_uidvalidity(void)
 {
@@ -35,6 +43,18 @@ int maildir_folder_init(const char *dir, char *err, size_t errlen)
 	size_t i;
 	int r;
 
+	struct stat st;
+	int have = 0;
+
+	/* already a folder (every login ensures INBOX): no lock, no writes */
+	for (i = 0; i < 3; i++) {
+		snprintf(path, sizeof(path), "%s/%s", dir, sub[i]);
+		if (stat(path, &st) == 0 && S_ISDIR(st.st_mode))
+			have++;
+	}
+	snprintf(path, sizeof(path), "%s/" UIDLIST_NAME, dir);
+	if (have == 3 && stat(path, &st) == 0 && S_ISREG(st.st_mode) && st.st_size > 0)
+		return 0;
 	for (i = 0; i < 3; i++) {
 		snprintf(path, sizeof(path), "%s/%s", dir, sub[i]);
 		if ((r = fsutil_mkdir(path, 0700, err, errlen)) != 0)
@@ -109,24 +129,47 @@ static int stamp_eq(const struct maildir_stamp *a, const struct maildir_stamp *b
 }
 
 /*
- * 1 if nothing changed since the last sync and that sync was not racy: it
- * started more than a second after the last change, since a change within
- * the same clock tick as the scan leaves the mtime as it was.
+ * A directory or file changed less than this before its stamp was taken may
+ * change again within the same timestamp tick (file systems stamp with a
+ * coarse clock, a jiffy): such a stamp does not prove "unchanged".
  */
-static int folder_unchanged(const struct maildir_folder *f)
+#define RACY_NS 50000000LL
+
+static int64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+static int stamp_settled(const struct maildir_stamp *st, int64_t taken_ns)
+{
+	int64_t m = st->mtime_sec * 1000000000LL + st->mtime_nsec;
+	int64_t c = st->ctime_sec * 1000000000LL + st->ctime_nsec;
+
+	return m < taken_ns - RACY_NS && c < taken_ns - RACY_NS;
+}
+
+/*
+ * 1 if nothing changed since the last sync: the stamps taken before its scan
+ * are still the stamps now, and were settled when taken.
+ */
+int maildir_folder_unchanged(const struct maildir_folder *f)
 {
 	struct maildir_stamp n, c, u;
 
 	if (f->synced_at == 0)
 		return 0;
+	if (!stamp_settled(&f->seen_new, f->stamped_ns) ||
+	    !stamp_settled(&f->seen_cur, f->stamped_ns) ||
+	    !stamp_settled(&f->seen_ul, f->stamped_ns))
+		return 0;
 	maildir_stamp_of(f->path, "new", &n);
 	maildir_stamp_of(f->path, "cur", &c);
 	maildir_stamp_of(f->path, UIDLIST_NAME, &u);
-	if (!stamp_eq(&n, &f->seen_new) || !stamp_eq(&c, &f->seen_cur) ||
-	    !stamp_eq(&u, &f->seen_ul))
-		return 0;
-	return f->synced_at > n.mtime_sec + 1 && f->synced_at > c.mtime_sec + 1 &&
-	       f->synced_at > u.mtime_sec + 1;
+	return stamp_eq(&n, &f->seen_new) && stamp_eq(&c, &f->seen_cur) &&
+	       stamp_eq(&u, &f->seen_ul);
 }
 
 static long long ent_size(const char *folder, const struct maildir_scan *s,
@@ -220,18 +263,37 @@ static int publish(struct maildir_folder *f, struct maildir_scan *s, const struc
 	return 0;
 }
 
-static int sync_locked(struct maildir_folder *f, unsigned flags, char *err, size_t errlen)
+/*
+ * Reads the uidlist, scans new/ and cur/ and publishes the result.  Without
+ * the lock (LOCKED 0) it writes nothing and returns 1 when the folder needs
+ * a writer: files without a UID, no or an old uidlist, or a uidlist it
+ * cannot parse (possibly caught in the middle of an append).
+ */
+static int sync_scan(struct maildir_folder *f, unsigned flags, int locked,
+		     char *err, size_t errlen)
 {
 	struct uidlist *ul = NULL;
 	struct maildir_scan s = { 0 };
 	struct maildir_scan_ent **rec_ent = NULL, **fresh = NULL;
+	struct maildir_stamp sn, sc, su;
 	size_t i, missing, nfresh = 0, old_nrecs, dropped = 0, moved = 0;
 	time_t started = time(NULL);
-	int r, rewrite = 0, big;
+	int64_t stamped = now_ns();
+	int r, rewrite = 0, big, wrote = 0;
 
+	/* stamps before the scan: a change after them shows as a new stamp */
+	maildir_stamp_of(f->path, "new", &sn);
+	maildir_stamp_of(f->path, "cur", &sc);
+	maildir_stamp_of(f->path, UIDLIST_NAME, &su);
 	r = uidlist_read(f->path, &ul, err, errlen);
+	if (r != 0 && !locked)
+		return 1;
 	if (r != 0)
 		return r;
+	if (!locked && (ul == NULL || ul->version != 3)) {
+		uidlist_free(ul);
+		return 1;
+	}
 	if (ul == NULL) {
 		ul = uidlist_new(new_uidvalidity());
 		if (ul == NULL)
@@ -273,6 +335,10 @@ static int sync_locked(struct maildir_folder *f, unsigned flags, char *err, size
 		if (s.ents[i].matched || s.ents[i].gone)
 			continue;
 		fresh[nfresh++] = &s.ents[i];
+	}
+	if (!locked && nfresh > 0) {
+		r = 1;
+		goto out;
 	}
 	qsort_r(fresh, nfresh, sizeof(*fresh), maildir_scan_name_cmp, s.pool);
 	if (missing > 0) {
@@ -336,9 +402,14 @@ static int sync_locked(struct maildir_folder *f, unsigned flags, char *err, size
 			uidlist_free_name(ul, ul->recs[i].fname);
 			ul->recs[i].fname = n;
 		}
-		r = uidlist_write(f->path, ul, err, errlen);
+		/* unlocked: records of expunged files stay until a writer comes */
+		if (locked) {
+			r = uidlist_write(f->path, ul, err, errlen);
+			wrote = 1;
+		}
 	} else if (ul->nrecs > old_nrecs) {
 		r = uidlist_append(f->path, ul, old_nrecs, err, errlen);
+		wrote = 1;
 	}
 	if (r != 0)
 		goto out;
@@ -356,11 +427,18 @@ static int sync_locked(struct maildir_folder *f, unsigned flags, char *err, size
 		goto nomem;
 	f->uidvalidity = ul->uidvalidity;
 	f->next_uid = ul->next_uid;
-	maildir_stamp_of(f->path, "new", &f->seen_new);
-	maildir_stamp_of(f->path, "cur", &f->seen_cur);
-	maildir_stamp_of(f->path, UIDLIST_NAME, &f->seen_ul);
+	f->seen_new = sn;
+	f->seen_cur = sc;
+	f->seen_ul = su;
+	f->stamped_ns = stamped;
+	if (wrote) {
+		/* our own write, under the lock: nobody else changed it since */
+		maildir_stamp_of(f->path, UIDLIST_NAME, &f->seen_ul);
+		f->stamped_ns = now_ns();
+	}
 	f->synced_at = started;
-	maildir_index_save(f);
+	if (locked || f->nmsgs >= MAILDIR_INDEX_UNLOCKED_MIN)
+		maildir_index_save(f);
 	r = 0;
 out:
 	free(fresh);
@@ -383,11 +461,14 @@ int maildir_folder_sync(struct maildir_folder *f, unsigned flags, char *err, siz
 	int r;
 
 	if (!(flags & (MAILDIR_SYNC_FORCE | MAILDIR_SYNC_MOVE_NEW)) &&
-	    (folder_unchanged(f) || maildir_index_load(f) == 0))
+	    (maildir_folder_unchanged(f) || maildir_index_load(f) == 0))
 		return 0;
+	/* readers need no lock: only a folder that needs writing takes it */
+	if (!(flags & MAILDIR_SYNC_MOVE_NEW) && (r = sync_scan(f, flags, 0, err, errlen)) != 1)
+		return r;
 	if ((r = lock_folder(f, &lk, err, errlen)) != 0)
 		return r;
-	r = sync_locked(f, flags, err, errlen);
+	r = sync_scan(f, flags, 1, err, errlen);
 	dotlock_release(lk);
 	return r;
 }

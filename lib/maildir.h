@@ -70,9 +70,10 @@ struct maildir_folder {
 	size_t names_len;
 	void *map;		/* the index file mapped, holding names; or NULL */
 	size_t map_len;
-	/* change detection for cheap re-syncs, see folder_unchanged() */
+	/* change detection for cheap re-syncs, see maildir_folder_unchanged() */
 	struct maildir_stamp seen_new, seen_cur, seen_ul;
 	time_t synced_at;	/* when the scan behind msgs started; 0: never */
+	int64_t stamped_ns;	/* when seen_* were taken (CLOCK_REALTIME) */
 };
 
 struct maildir_status {
@@ -116,6 +117,9 @@ enum {
  * the uidlist), drops records whose files are gone (rewriting it).
  */
 int maildir_folder_sync(struct maildir_folder *f, unsigned flags, char *err, size_t errlen);
+
+/* 1 when a sync would find nothing new: three stat(2)s, no lock, no read. */
+int maildir_folder_unchanged(const struct maildir_folder *f);
 
 /* The message with UID, or NULL (binary search). */
 const struct maildir_msg *maildir_folder_find(const struct maildir_folder *f, uint32_t uid);

@@ -439,6 +439,19 @@ static int load(struct modseq_store *st, uint64_t *salvaged, uint32_t *uidvalidi
 	return read_tail(st, err, errlen);
 }
 
+int modseq_changed(const struct modseq_store *st)
+{
+	char path[4200];
+	struct stat sb;
+
+	if (st->fd < 0)
+		return 1;
+	path_of(st, MODSEQ_FILE, path, sizeof(path));
+	if (stat(path, &sb) != 0)
+		return 1;
+	return sb.st_ino != st->ino || sb.st_dev != st->dev || sb.st_size != st->off;
+}
+
 int modseq_lock(struct modseq_store *st, uint32_t uidvalidity, char *err, size_t errlen)
 {
 	char path[4200];

@@ -94,6 +94,10 @@ void modseq_free(struct modseq_store *st);
  * its UIDVALIDITY differs from UIDVALIDITY.
  */
 int modseq_lock(struct modseq_store *st, uint32_t uidvalidity, char *err, size_t errlen);
+
+/* 1 when the log may hold records this store has not read (or it was
+ * replaced); 0 when a lock would bring nothing new.  One stat(2). */
+int modseq_changed(const struct modseq_store *st);
 void modseq_unlock(struct modseq_store *st);
 
 /*
