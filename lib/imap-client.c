@@ -443,11 +443,9 @@ int imap_quote_astring(const char *s, char *buf, size_t len)
 	return 0;
 }
 
-int imap_client_login(struct imap_client *cl, const char *user, const char *password,
-		      char *err, size_t errlen)
+int imap_client_login_send(struct imap_client *cl, const char *user, const char *password,
+			   char tag[16], char *err, size_t errlen)
 {
-	const struct imap_resp *fin = NULL;
-	char tag[16];
 	int rc;
 	size_t ul = strlen(user), pl = strlen(password);
 
@@ -469,7 +467,7 @@ int imap_client_login(struct imap_client *cl, const char *user, const char *pass
 		raw[1 + ul] = '\0';
 		memcpy(raw + 2 + ul, password, pl);
 		EVP_EncodeBlock((unsigned char *)b64, raw, (int)rawlen);
-		snprintf(tag, sizeof(tag), "M%u", ++cl->tagn);
+		snprintf(tag, 16, "M%u", ++cl->tagn);
 		if (cl->debug)
 			log_debug("imap_send", "tag=%s cmd=\"AUTHENTICATE PLAIN ***\"", tag);
 		if (cl->caps & IMAP_CAP_SASL_IR) {
@@ -512,7 +510,7 @@ int imap_client_login(struct imap_client *cl, const char *user, const char *pass
 			snprintf(err, errlen, "user name or password has CR/LF");
 			return EX_CONFIG;
 		}
-		snprintf(tag, sizeof(tag), "M%u", ++cl->tagn);
+		snprintf(tag, 16, "M%u", ++cl->tagn);
 		if (cl->debug)
 			log_debug("imap_send", "tag=%s cmd=%s", tag, log_q("LOGIN <user> ***"));
 		conn_printf(cl->conn, "%s LOGIN %s %s\r\n", tag, qu, qp);
@@ -520,7 +518,16 @@ int imap_client_login(struct imap_client *cl, const char *user, const char *pass
 		free(qu);
 		free(qp);
 	}
-	rc = imap_client_wait(cl, tag, caps_cb, cl, &fin, err, errlen);
+	return 0;
+}
+
+int imap_client_login_finish(struct imap_client *cl, const char *tag, int *have_caps,
+			     char *err, size_t errlen)
+{
+	const struct imap_resp *fin = NULL;
+	int rc = imap_client_wait(cl, tag, caps_cb, cl, &fin, err, errlen);
+
+	*have_caps = 0;
 	if (rc == EX_TEMPFAIL || rc == EX_PROTOCOL) {
 		/* NO [AUTHENTICATIONFAILED] / NO: refused; [UNAVAILABLE]: try later */
 		if (fin != NULL && fin->code != NULL && strcmp(fin->code, "UNAVAILABLE") == 0)
@@ -531,10 +538,29 @@ int imap_client_login(struct imap_client *cl, const char *user, const char *pass
 	}
 	if (rc != 0)
 		return rc;
-	if (fin->code != NULL && strcmp(fin->code, "CAPABILITY") == 0)
+	if (fin->code != NULL && strcmp(fin->code, "CAPABILITY") == 0) {
 		caps_from(cl, fin->code_arg);
-	else
-		rc = imap_client_cmd(cl, "CAPABILITY", caps_cb, cl, NULL, err, errlen);
+		*have_caps = 1;
+	}
+	return 0;
+}
+
+int imap_client_capability(struct imap_client *cl, char *err, size_t errlen)
+{
+	return imap_client_cmd(cl, "CAPABILITY", caps_cb, cl, NULL, err, errlen);
+}
+
+int imap_client_login(struct imap_client *cl, const char *user, const char *password,
+		      char *err, size_t errlen)
+{
+	char tag[16];
+	int rc, have_caps;
+
+	if ((rc = imap_client_login_send(cl, user, password, tag, err, errlen)) != 0 ||
+	    (rc = imap_client_login_finish(cl, tag, &have_caps, err, errlen)) != 0)
+		return rc;
+	if (!have_caps)
+		rc = imap_client_capability(cl, err, errlen);
 	return rc;
 }
 

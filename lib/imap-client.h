@@ -165,8 +165,22 @@ void imap_client_free(struct imap_client *cl);
 /* AUTHENTICATE PLAIN when offered, else LOGIN.  EX_NOPERM when refused. */
 int imap_client_login(struct imap_client *cl, const char *user, const char *password,
 		      char *err, size_t errlen);
+/*
+ * The same in two halves, so that commands meant for the logged-in state
+ * can be sent right behind the login and cost no round trip of their own:
+ * _send queues the login (it waits only for AUTHENTICATE PLAIN without
+ * SASL-IR, which needs a continuation) and writes its tag; _finish reads
+ * its answer.  *have_caps is 1 when that answer carried the capabilities
+ * (else imap_client_caps() still gives those from before the login).
+ */
+int imap_client_login_send(struct imap_client *cl, const char *user, const char *password,
+			   char tag[16], char *err, size_t errlen);
+int imap_client_login_finish(struct imap_client *cl, const char *tag, int *have_caps,
+			     char *err, size_t errlen);
 
 unsigned imap_client_caps(const struct imap_client *cl);
+/* Asks CAPABILITY again (after a login whose answer did not carry them). */
+int imap_client_capability(struct imap_client *cl, char *err, size_t errlen);
 
 /*
  * Sends "<tag> <cmd>\r\n" (buffered; flushed by imap_client_flush() or the

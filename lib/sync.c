@@ -197,42 +197,61 @@ static int list_remote(struct imap_client *cl, int with_status, struct rlist *l,
 			       NULL, err, errlen);
 }
 
-int sync_connect_login(const struct config_account *a, int debug, struct imap_client **out,
-		       char *err, size_t errlen)
+/* Reads the password file and connects (TLS, greeting); *pw is freed with secret_free(). */
+static int connect_account(const struct config_account *a, int debug, struct imap_client **out,
+			   char **pw, char *err, size_t errlen)
 {
 	struct imap_client_opts o = {
 		.host = a->host, .port = a->port, .ca_file = a->ca_file,
 		.timeout = a->timeout, .debug = debug,
 		.tls = a->tls == CONFIG_TLS_STARTTLS ? IMAP_TLS_STARTTLS : IMAP_TLS_IMAPS,
 	};
-	char *pw = NULL, e2[512];
+	char e2[512];
 	int rc;
 
 	*out = NULL;
+	*pw = NULL;
 	if (a->password_file == NULL) {
 		snprintf(err, errlen, "[account %s]: password_file is not set", a->name);
 		return EX_CONFIG;
 	}
-	rc = config_read_secret(a->password_file, &pw, e2, sizeof(e2));
+	rc = config_read_secret(a->password_file, pw, e2, sizeof(e2));
 	if (rc != 0) {
 		snprintf(err, errlen, "[account %s]: %s", a->name, e2);
 		return rc == EX_NOINPUT ? EX_CONFIG : rc;
 	}
 	rc = imap_client_connect(&o, out, e2, sizeof(e2));
 	if (rc != 0) {
-		secret_free(pw);
+		secret_free(*pw);
+		*pw = NULL;
 		snprintf(err, errlen, "[account %s]: %s", a->name, e2);
 		return rc;
 	}
+	return 0;
+}
+
+static int login_refused(const struct config_account *a, int rc, const char *why,
+			 struct imap_client **cl, char *err, size_t errlen)
+{
+	snprintf(err, errlen, "[account %s]: login as %s refused: %.300s", a->name,
+		 a->username, why);
+	imap_client_free(*cl);
+	*cl = NULL;
+	return rc;
+}
+
+int sync_connect_login(const struct config_account *a, int debug, struct imap_client **out,
+		       char *err, size_t errlen)
+{
+	char *pw, e2[512];
+	int rc;
+
+	if ((rc = connect_account(a, debug, out, &pw, err, errlen)) != 0)
+		return rc;
 	rc = imap_client_login(*out, a->username, pw, e2, sizeof(e2));
 	secret_free(pw);
-	if (rc != 0) {
-		snprintf(err, errlen, "[account %s]: login as %s refused: %s", a->name,
-			 a->username, e2);
-		imap_client_free(*out);
-		*out = NULL;
-		return rc;
-	}
+	if (rc != 0)
+		return login_refused(a, rc, e2, out, err, errlen);
 	return 0;
 }
 
@@ -352,52 +371,137 @@ static long long now_ms(void)
  * handshakes and not their sum with our disk work.  It logs nothing unless
  * debug is on, and then it is run without a thread (log_q() is not
  * thread-safe).
+ *
+ * With the capabilities the provider had after the last login (the
+ * "caps" file of the state directory), ENABLE and LIST go out right
+ * behind the login, in the same write: no round trip of their own.
+ * Should the provider offer something else now, what was asked on the
+ * old assumption is asked again the right way, and the file is updated.
  */
 struct remote_start {
 	const struct config_account *a;
 	int debug;
+	unsigned cached_caps;		/* 0: none known */
 	struct imap_client *cl;
-	unsigned caps;
+	unsigned caps;			/* after login; QRESYNC only when enabled */
+	unsigned login_caps;		/* after login, as offered */
 	struct rlist l;
 	long long ms_login, ms_list;
 	int rc;
 	char err[512];
 };
 
+static int want_qresync(unsigned caps)
+{
+	return (caps & IMAP_CAP_QRESYNC) && (caps & IMAP_CAP_ENABLE);
+}
+
+/*
+ * Reads the answers to ENABLE (tag_en, may be "") and LIST: *enabled, and
+ * *list_rc the LIST's result.  Returns 0, or a code when the connection is gone.
+ */
+static int remote_answers(struct remote_start *r, const char *tag_en, const char *tag_ls,
+			  int *enabled, int *list_rc)
+{
+	char e2[512];
+	int rc;
+
+	*enabled = 0;
+	if (tag_en[0] != '\0') {
+		rc = imap_client_wait(r->cl, tag_en, NULL, NULL, NULL, e2, sizeof(e2));
+		if (rc == EX_UNAVAILABLE || rc == EX_PROTOCOL) {
+			snprintf(r->err, sizeof(r->err), "%s", e2);
+			return rc;
+		}
+		*enabled = rc == 0;
+	}
+	*list_rc = imap_client_wait(r->cl, tag_ls, list_cb, &r->l, NULL, r->err, sizeof(r->err));
+	return *list_rc == EX_UNAVAILABLE ? EX_UNAVAILABLE : 0;
+}
+
 static void *remote_start_run(void *arg)
 {
 	struct remote_start *r = arg;
 	long long t0 = now_ms();
-	char tag_en[16], tag_ls[16], e2[512];
-	int enable, rc;
+	char tag_in[16], tag_en[16] = "", tag_ls[16], e2[512], *pw;
+	const char *sent_list = NULL;
+	int enabled = 0, list_rc = -1, have_caps, rc;
 
-	r->rc = sync_connect_login(r->a, r->debug, &r->cl, r->err, sizeof(r->err));
-	r->ms_login = now_ms() - t0;
-	if (r->rc != 0)
+	if ((r->rc = connect_account(r->a, r->debug, &r->cl, &pw, r->err, sizeof(r->err))) != 0)
 		return NULL;
-	r->caps = imap_client_caps(r->cl);
-	enable = (r->caps & IMAP_CAP_QRESYNC) && (r->caps & IMAP_CAP_ENABLE);
-	if (!enable)
-		r->caps &= ~(unsigned)IMAP_CAP_QRESYNC;
-	if (enable) {
-		/* pipelined with the LIST: one round trip for both */
-		imap_client_send(r->cl, "ENABLE QRESYNC", tag_en);
-		imap_client_send(r->cl, list_cmd(r->caps, 1), tag_ls);
-		rc = imap_client_wait(r->cl, tag_en, NULL, NULL, NULL, e2, sizeof(e2));
-		if (rc == EX_UNAVAILABLE || rc == EX_PROTOCOL) {
-			snprintf(r->err, sizeof(r->err), "%s", e2);
-			r->rc = rc;
-			return NULL;
-		}
-		if (rc != 0)
-			r->caps &= ~(unsigned)IMAP_CAP_QRESYNC;
-		r->rc = imap_client_wait(r->cl, tag_ls, list_cb, &r->l, NULL, r->err,
-					 sizeof(r->err));
-	} else {
-		r->rc = list_remote(r->cl, 1, &r->l, r->err, sizeof(r->err));
+	rc = imap_client_login_send(r->cl, r->a->username, pw, tag_in, e2, sizeof(e2));
+	secret_free(pw);
+	if (rc != 0) {
+		r->rc = login_refused(r->a, rc, e2, &r->cl, r->err, sizeof(r->err));
+		return NULL;
 	}
+	if (r->cached_caps != 0) {
+		if (want_qresync(r->cached_caps))
+			imap_client_send(r->cl, "ENABLE QRESYNC", tag_en);
+		sent_list = list_cmd(r->cached_caps, 1);
+		imap_client_send(r->cl, sent_list, tag_ls);
+	}
+	rc = imap_client_login_finish(r->cl, tag_in, &have_caps, e2, sizeof(e2));
+	if (rc != 0) {
+		r->rc = login_refused(r->a, rc, e2, &r->cl, r->err, sizeof(r->err));
+		return NULL;
+	}
+	r->ms_login = now_ms() - t0;
+	if (sent_list != NULL &&
+	    (r->rc = remote_answers(r, tag_en, tag_ls, &enabled, &list_rc)) != 0)
+		return NULL;
+	if (!have_caps && (r->rc = imap_client_capability(r->cl, r->err, sizeof(r->err))) != 0)
+		return NULL;
+	r->caps = r->login_caps = imap_client_caps(r->cl);
+	if (sent_list == NULL || strcmp(sent_list, list_cmd(r->caps, 1)) != 0 || list_rc != 0 ||
+	    (want_qresync(r->caps) && tag_en[0] == '\0')) {
+		/* nothing cached, or not what the provider offers now */
+		rlist_free(&r->l);
+		tag_en[0] = '\0';
+		if (want_qresync(r->caps) && !enabled)
+			imap_client_send(r->cl, "ENABLE QRESYNC", tag_en);
+		imap_client_send(r->cl, list_cmd(r->caps, 1), tag_ls);
+		if ((r->rc = remote_answers(r, tag_en, tag_ls, &rc, &list_rc)) != 0)
+			return NULL;
+		enabled |= rc;
+		if ((r->rc = list_rc) != 0)
+			return NULL;
+	}
+	if (!want_qresync(r->caps) || !enabled)
+		r->caps &= ~(unsigned)IMAP_CAP_QRESYNC;
 	r->ms_list = now_ms() - t0 - r->ms_login;
 	return NULL;
+}
+
+/* The provider's capabilities after the last login, or 0. */
+static unsigned caps_cache_read(const char *statedir)
+{
+	char p[PATH_MAX + 8], buf[32];
+	unsigned long v = 0;
+	ssize_t n;
+	int fd;
+
+	snprintf(p, sizeof(p), "%s/caps", statedir);
+	if ((fd = open(p, O_RDONLY | O_CLOEXEC)) < 0)
+		return 0;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return 0;
+	buf[n] = '\0';
+	v = strtoul(buf, NULL, 16);
+	return (unsigned)v;
+}
+
+static void caps_cache_write(const char *statedir, unsigned caps)
+{
+	char p[PATH_MAX + 8], tmp[PATH_MAX + 16], buf[32], e[256];
+	int n = snprintf(buf, sizeof(buf), "%x\n", caps);
+
+	snprintf(p, sizeof(p), "%s/caps", statedir);
+	snprintf(tmp, sizeof(tmp), "%s/caps.tmp", statedir);
+	if (fsutil_write_atomic(p, tmp, buf, (size_t)n, 0600, e, sizeof(e)) != 0)
+		log_warn("caps_cache", "error=%s", log_q(e));	/* only costs a round trip */
 }
 
 int sync_account(const struct config *cfg, const struct config_account *a,
@@ -435,6 +539,7 @@ int sync_account(const struct config *cfg, const struct config_account *a,
 		close(lockfd);
 		return EX_TEMPFAIL;
 	}
+	rs.cached_caps = caps_cache_read(run.statedir);
 	threaded = !o->debug && pthread_create(&th, NULL, remote_start_run, &rs) == 0;
 	if (!threaded)
 		remote_start_run(&rs);
@@ -461,8 +566,11 @@ int sync_account(const struct config *cfg, const struct config_account *a,
 		rc = rs.rc;
 		goto out;
 	}
+	if (rs.login_caps != rs.cached_caps && !o->dry_run)
+		caps_cache_write(run.statedir, rs.login_caps);
 	log_debug("sync_start", "account=%s login_ms=%lld list_ms=%lld local_ms=%lld "
-		  "waited_ms=%lld", a->name, rs.ms_login, rs.ms_list, ms_local, ms_wait);
+		  "waited_ms=%lld pipelined=%d", a->name, rs.ms_login, rs.ms_list, ms_local,
+		  ms_wait, rs.cached_caps == rs.login_caps);
 	for (i = 0; i < l.n; i++)
 		if (l.v[i].sep != 0) {
 			sep = l.v[i].sep;

@@ -93,6 +93,34 @@ local_deliver() {   # folder-dir message-id
 	assert_output --regexp "folders=3 unchanged=3"
 }
 
+@test "ENABLE and LIST ride behind the login with the capabilities cached; a stale cache is corrected" {
+	pull
+	assert_success
+	pull	# the first run after a sync still looks at every folder
+	assert_success
+	caps=$(cat "$T/state/pull/prov/caps")
+	[ -n "$caps" ]
+	run mail-pull -c "$T/mk.conf" -vv
+	assert_success
+	# no answer is read between the login and the LIST: one round trip for all three
+	echo "$output" | grep -E 'imap_(send|recv) tag=M[0-9]' | head -3 | grep -c imap_send | grep -qx 3
+	assert_output --partial "pipelined=1"
+	assert_output --regexp "folders=3 unchanged=3"
+	# a cache from a provider with nothing but IMAP4rev1, then garbage: same result, cache fixed
+	for stale in 1 zz; do
+		echo "$stale" > "$T/state/pull/prov/caps"
+		pull -v
+		assert_success
+		assert_output --partial "pipelined=0"
+		assert_output --regexp "folders=3 unchanged=3"
+		[ "$(cat "$T/state/pull/prov/caps")" = "$caps" ]
+	done
+	# a wrong password with the commands queued behind it: refused, nothing else said
+	mk_secret "$T/pw" wrong
+	pull
+	[ "$status" -eq 77 ]
+}
+
 @test "new messages both ways: local delivery goes up with its flags, provider mail comes down" {
 	pull
 	local_deliver "$M/Work/Projects" local-1@test
