@@ -32,6 +32,7 @@ struct conn {
 	z_stream *zin, *zout;		/* raw deflate (COMPRESS=DEFLATE) */
 	unsigned char *zraw;		/* compressed bytes read, not yet inflated */
 	size_t zraw_len, zraw_off;
+	int zheld;			/* deflate holds input not yet sync-flushed */
 	char rbuf[CONN_BUF + 1];	/* +1: room for the NUL after a line */
 	size_t roff, rlen;
 	char wbuf[CONN_BUF];
@@ -229,6 +230,7 @@ static int layer_write(struct conn *c, const void *buf, size_t n, int flush)
 		return raw_write(c, buf, n);
 	c->zout->next_in = (unsigned char *)(uintptr_t)buf;
 	c->zout->avail_in = (uInt)n;
+	c->zheld = !flush && (n > 0 || c->zheld);
 	do {
 		int zr;
 		c->zout->next_out = out;
@@ -356,7 +358,10 @@ int conn_flush(struct conn *c)
 {
 	if (c->werr)
 		return c->werr;
-	if (c->wlen > 0 || c->zout != NULL) {
+	/* nothing new: no empty deflate block either, which a client could read
+	 * together with the COMPRESS "OK" (one TLS record from the proxy) while
+	 * it still reads plaintext */
+	if (c->wlen > 0 || c->zheld) {
 		int r = layer_write(c, c->wbuf, c->wlen, 1);
 		c->wlen = 0;
 		if (r != 0) {

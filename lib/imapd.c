@@ -15,6 +15,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <malloc.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -410,6 +411,7 @@ static void cmd_idle(struct imapd *s, const struct imap_command *cmd)
 	}
 	if (s->state == IMAPD_SELECTED)
 		imapd_select_sync(s, 1);
+	malloc_trim(0);		/* idle for minutes: give back what the heap does not use */
 	conn_puts(s->conn, "+ idling\r\n");
 	conn_flush(s->conn);
 	for (;;) {
@@ -534,6 +536,10 @@ static void dispatch(struct imapd *s, const struct imap_command *cmd)
 		s->login_cmd(s, cmd);
 	else
 		imapd_tagged(s, cmd->tag, "BAD Unknown command.");
+	/* SELECT frees the folder scan's and the index's scratch memory inside
+	 * the heap; hand it back, as a session usually sits idle after it */
+	if (d->fn == imapd_cmd_select || d->fn == imapd_cmd_examine)
+		malloc_trim(0);
 }
 
 static int is_append(struct imapd *s)

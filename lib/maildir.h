@@ -47,7 +47,8 @@ struct maildir_msg {
 	uint32_t uid;
 	uint32_t keywords;	/* letters a-z, see struct maildir_keywords */
 	char *fname;		/* current file name in new/ or cur/ */
-	long long size;		/* from ,S=, or stat() if absent; -1 unknown */
+	/* 24 bytes in all: size shares its word with the flags */
+	long long size : 48;	/* from ,S=, or stat() if absent; -1 unknown */
 	unsigned flags : 8;	/* enum maildir_flag */
 	unsigned in_new : 1;	/* the file is in new/ (\Recent) */
 };
