@@ -95,6 +95,8 @@ demo_env() {
 	done
 	[ -f "$r/share/man/man5/mailkeep.conf.5" ]
 	[ -f "$r/share/man/man7/mailkeep.7" ]
+	# the IMAP session after login, found by mail-serve-imap as ../libexec/mailkeep/
+	[ -x "$r/libexec/mailkeep/mail-imap-session" ]
 	local u n=0
 	for u in "$MK_ROOT"/scripts/systemd/*.service "$MK_ROOT"/scripts/systemd/*.socket \
 		"$MK_ROOT"/scripts/systemd/*.timer; do
