@@ -186,7 +186,9 @@ static int grow(void **p, size_t *cap, size_t need, size_t size)
 /* Applies one valid record; -1 on ENOMEM. */
 static int apply(struct modseq_store *st, const struct rec *r)
 {
-	long i = live_index(st, r->uid);
+	/* records mostly come in UID order: appending needs no search */
+	long i = st->nlive == 0 || st->live[st->nlive - 1].uid < r->uid ?
+		 -(long)st->nlive - 1 : live_index(st, r->uid);
 
 	if (r->modseq > st->highest)
 		st->highest = r->modseq;
@@ -349,11 +351,12 @@ static int rebuild(struct modseq_store *st, uint32_t uidvalidity, uint64_t salva
  */
 static int read_tail(struct modseq_store *st, char *err, size_t errlen)
 {
+	enum { CHUNK = 2048 };	/* records per read: no big buffer to map and unmap */
 	char path[4200];
 	struct stat sb;
-	size_t len, n, i;
+	size_t total, done = 0;
 	struct rec *buf;
-	ssize_t got;
+	int rc = 0;
 
 	path_of(st, MODSEQ_FILE, path, sizeof(path));
 	if (fstat(st->fd, &sb) != 0)
@@ -362,43 +365,55 @@ static int read_tail(struct modseq_store *st, char *err, size_t errlen)
 		return 0;
 	if ((size_t)sb.st_size > MAX_FILE)
 		return 1;
-	len = (size_t)(sb.st_size - st->off);
-	buf = malloc(len + 1);
-	if (buf == NULL) {
+	total = (size_t)(sb.st_size - st->off) / REC_SIZE;
+	buf = malloc(CHUNK * REC_SIZE);
+	/* a first load is mostly one SET per message: size the table once */
+	if (buf == NULL || grow((void **)&st->live, &st->caplive, st->nlive + total,
+				sizeof(*st->live)) != 0) {
+		free(buf);
 		snprintf(err, errlen, "out of memory");
 		return EX_OSERR;
 	}
-	got = pread(st->fd, buf, len, st->off);
-	if (got < 0) {
-		free(buf);
-		return io_err(err, errlen, "read", path);
-	}
-	len = (size_t)got;
-	n = len / REC_SIZE;
-	for (i = 0; i < n; i++) {
-		const struct rec *r = &buf[i];
-		int bad = r->crc != rec_crc(r) || (r->type != REC_SET && r->type != REC_EXPUNGE) ||
-			  r->uid == 0 || r->modseq == 0;
-		if (bad) {
-			if (i + 1 < n) {
-				free(buf);
-				return 1;
-			}
-			break;	/* a torn last record: never reported, dropped below */
-		}
-		if (apply(st, r) != 0) {
+	while (done < total) {
+		size_t want = total - done < CHUNK ? total - done : CHUNK, n, i;
+		ssize_t got = pread(st->fd, buf, want * REC_SIZE, st->off + (off_t)(done * REC_SIZE));
+
+		if (got < 0 && errno == EINTR)
+			continue;
+		if (got < 0) {
 			free(buf);
-			snprintf(err, errlen, "out of memory");
-			return EX_OSERR;
+			return io_err(err, errlen, "read", path);
 		}
-		st->nrecs++;
+		n = (size_t)got / REC_SIZE;
+		for (i = 0; i < n; i++) {
+			const struct rec *r = &buf[i];
+			int bad = r->crc != rec_crc(r) ||
+				  (r->type != REC_SET && r->type != REC_EXPUNGE) ||
+				  r->uid == 0 || r->modseq == 0;
+			if (bad) {
+				if (done + i + 1 < total) {
+					free(buf);
+					return 1;
+				}
+				break;	/* a torn last record: never reported, dropped below */
+			}
+			if (apply(st, r) != 0) {
+				free(buf);
+				snprintf(err, errlen, "out of memory");
+				return EX_OSERR;
+			}
+			st->nrecs++;
+		}
+		done += i;
+		if (i < want)
+			break;	/* short read or torn record: the end */
 	}
 	free(buf);
 	squeeze(st);
-	st->off += (off_t)(i * REC_SIZE);
+	st->off += (off_t)(done * REC_SIZE);
 	if (st->off != sb.st_size && ftruncate(st->fd, st->off) != 0)
 		return io_err(err, errlen, "truncate", path);
-	return 0;
+	return rc;
 }
 
 /* Opens and reads the whole log.  0, 1 (corrupt: *salvaged set), 2 (missing), or a code. */
