@@ -7,6 +7,7 @@
 #include "config.h"
 #include "log.h"
 #include "maildir.h"
+#include "prefork.h"
 #include "queue.h"
 #include "relay.h"
 #include "server.h"
@@ -103,7 +104,23 @@ static void background_flush(void *arg, const char *id)
 	int rc = relay_run_background(&ro, lock_fd, &st, err, sizeof(err));
 	if (rc != 0 && rc != EX_TEMPFAIL)
 		log_err("flush", "error=%s", log_q(err));
+	log_info("background_flush", "messages=%u sent=%u deferred=%u bounced=%u busy=%u",
+		 st.messages, st.sent, st.deferred, st.bounced, st.busy);
 	_exit(rc);
+}
+
+/* A new worker of the pool drops root before it accepts anything. */
+static int worker_init(void *arg)
+{
+	struct ctx *c = arg;
+	char err[512];
+	int rc;
+
+	rc = server_drop_privileges(c->cfg->vmail_user, err, sizeof(err));
+	if (rc != 0)
+		log_err("privileges", "error=%s", log_q(err));
+	umask(077);
+	return rc;
 }
 
 static int session(int fd_in, int fd_out, const char *peer, void *arg)
@@ -112,6 +129,7 @@ static int session(int fd_in, int fd_out, const char *peer, void *arg)
 	char err[512];
 	int rc;
 
+	/* inetd mode; in a worker this is already done (worker_init) */
 	rc = server_drop_privileges(c->cfg->vmail_user, err, sizeof(err));
 	if (rc != 0) {
 		log_err("privileges", "error=%s", log_q(err));
@@ -147,7 +165,8 @@ static int cmd_serve(struct config *cfg, int argc, char **argv)
 		{ "no-flush", no_argument, NULL, OPT_NOFLUSH },
 		{ NULL, 0, NULL, 0 },
 	};
-	struct server_opts so = { 0 };
+	struct prefork_opts po = { .worker_init = worker_init };
+	struct server_opts so = { .prefork = &po };
 	struct ctx c = { 0 };
 	char err[1024];
 	int opt, rc, utf8;

@@ -13,7 +13,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/file.h>
+#include <poll.h>
+#include <sys/inotify.h>
 #include <sysexits.h>
 #include <unistd.h>
 
@@ -68,6 +69,14 @@ static int debug_cb(CURL *h, curl_infotype type, char *data, size_t size, void *
 	struct txn *t = arg;
 
 	(void)h;
+	if (type == CURLINFO_TEXT && log_verbosity() >= 2) {
+		/* libcurl's own notes: connections opened, reused, closed */
+		char line[200];
+		size_t n = size < sizeof(line) - 1 ? size : sizeof(line) - 1;
+		memcpy(line, data, n);
+		line[n] = '\0';
+		log_debug("curl", "text=%s", log_q(line));
+	}
 	if (type == CURLINFO_HEADER_OUT) {
 		if (starts(data, size, "EHLO") || starts(data, size, "HELO"))
 			t->stage = ST_EHLO;
@@ -212,6 +221,13 @@ static enum outcome send_txn(struct runner *r, const struct queue_env *env, int 
 	curl_easy_setopt(h, CURLOPT_READDATA, &t);
 	curl_easy_setopt(h, CURLOPT_INFILESIZE_LARGE, (curl_off_t)size);
 	curl_easy_setopt(h, CURLOPT_TIMEOUT, (long)(rc->timeout > 0 ? rc->timeout : 60));
+	/*
+	 * Every wait for a reply too: libcurl's own default (120 s) applies to
+	 * the QUIT it sends when it drops a connection that timed out, which a
+	 * provider that stalls never answers.
+	 */
+	curl_easy_setopt(h, CURLOPT_SERVER_RESPONSE_TIMEOUT,
+			 (long)(rc->timeout > 0 ? rc->timeout : 60));
 	curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT, 30L);
 	curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(h, CURLOPT_ERRORBUFFER, ebuf);
@@ -541,11 +557,15 @@ int relay_runner_trylock(const struct config *cfg)
 	fd = open(p, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
 	if (fd < 0)
 		return -1;
-	if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
-		close(fd);
-		return -1;
+	/* runner k holds byte k: an open file description lock, inherited by fork() */
+	for (int k = 0; k < RELAY_RUNNERS; k++) {
+		struct flock fl = { .l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = k,
+				    .l_len = 1 };
+		if (fcntl(fd, F_OFD_SETLK, &fl) == 0)
+			return fd;
 	}
-	return fd;
+	close(fd);
+	return -1;
 }
 
 /* 1 if the sorted OLD[0..nold) lacks one of IDS[0..n). */
@@ -557,6 +577,29 @@ static int have_new(char **ids, size_t n, char **old, size_t nold)
 	return 0;
 }
 
+/*
+ * Waits up to MS for a file renamed into the queue directory (INO watches
+ * it); 1 if one came.  Without inotify: 0 at once.
+ */
+static int linger_wait(int ino, int ms)
+{
+	char buf[4096] __attribute__((aligned(__alignof__(struct inotify_event))));
+	struct pollfd p = { .fd = ino, .events = POLLIN };
+	int got = 0;
+
+	if (ino < 0)
+		return 0;
+	while (read(ino, buf, sizeof(buf)) > 0)
+		got = 1;	/* from before this wait (our own writes among them) */
+	if (got)
+		return 1;
+	if (poll(&p, 1, ms) <= 0)
+		return 0;
+	while (read(ino, buf, sizeof(buf)) > 0)
+		;
+	return 1;
+}
+
 int relay_run_background(const struct relay_opts *o, int lock_fd, struct relay_stats *st,
 			 char *err, size_t errlen)
 {
@@ -564,7 +607,7 @@ int relay_run_background(const struct relay_opts *o, int lock_fd, struct relay_s
 	struct queue_env *env = NULL;
 	char **seen = NULL, **ids = NULL;
 	size_t nseen = 0, n = 0;
-	int rc, deferred = 0;
+	int rc, deferred = 0, ino = -1;
 
 	memset(st, 0, sizeof(*st));
 	rc = queue_init(o->cfg->state_dir, r.qdir, sizeof(r.qdir), err, errlen);
@@ -579,6 +622,14 @@ int relay_run_background(const struct relay_opts *o, int lock_fd, struct relay_s
 	 * committed before the release was seen by that look; one committed
 	 * after it finds the lock free and starts its own runner).
 	 */
+	if (rc == 0) {
+		/* before the first look, so that nothing renamed in after it goes unseen */
+		ino = inotify_init1(IN_CLOEXEC | IN_NONBLOCK);
+		if (ino >= 0 && inotify_add_watch(ino, r.qdir, IN_MOVED_TO) < 0) {
+			close(ino);
+			ino = -1;
+		}
+	}
 	while (rc == 0) {
 		rc = queue_ids(r.qdir, &ids, &n, err, errlen);
 		if (rc != 0)
@@ -588,6 +639,9 @@ int relay_run_background(const struct relay_opts *o, int lock_fd, struct relay_s
 			ids = NULL;
 			if (lock_fd < 0)
 				break;
+			/* keep the provider connection for what the next sessions queue */
+			if (linger_wait(ino, RELAY_LINGER_MS))
+				continue;
 			close(lock_fd);
 			lock_fd = -1;
 			continue;
@@ -595,9 +649,10 @@ int relay_run_background(const struct relay_opts *o, int lock_fd, struct relay_s
 		if (lock_fd < 0 && (lock_fd = relay_runner_trylock(o->cfg)) < 0) {
 			queue_ids_free(ids, n);
 			ids = NULL;
-			break;	/* another runner took over */
+			break;	/* other runners hold every slot: they see it */
 		}
 		r.now = o->now ? o->now : time(NULL);
+		r.provider_down = 0;	/* a new message gets its own attempt */
 		deferred |= run_ids(&r, env, ids, n, seen, nseen);
 		queue_ids_free(seen, nseen);
 		seen = ids;
@@ -606,6 +661,8 @@ int relay_run_background(const struct relay_opts *o, int lock_fd, struct relay_s
 	}
 	if (lock_fd >= 0)
 		close(lock_fd);
+	if (ino >= 0)
+		close(ino);
 	if (r.curl != NULL)
 		curl_easy_cleanup(r.curl);
 	free(env);

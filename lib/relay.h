@@ -74,23 +74,36 @@ struct relay_stats {
  */
 int relay_flush(const struct relay_opts *o, struct relay_stats *st, char *err, size_t errlen);
 
-/* The file in the queue directory that one background runner at a time holds. */
+/*
+ * The file in the queue directory whose bytes 0 .. RELAY_RUNNERS-1 the
+ * background runners hold, one each: at most that many run at once, each
+ * with its own provider connection (postfix opens up to 20 per
+ * destination).  They share the queue through the per-message locks: a
+ * message another runner holds is skipped.
+ */
 #define RELAY_RUNNER_LOCK "runner.lock"
+#define RELAY_RUNNERS 3
 
 /*
- * Takes the background runner's lock (flock, without waiting): its
- * descriptor, or -1 if another runner holds it (or it cannot be opened).
- * The lock belongs to the open file, so it survives fork(): a server
- * takes it and hands it to the child that runs the queue.
+ * Takes a free runner slot (an open file description lock, without
+ * waiting): its descriptor, or -1 if every slot is held (or the file
+ * cannot be opened).  The lock belongs to the open file, so it survives
+ * fork(): a server takes it and hands it to the child that runs the queue.
  */
 int relay_runner_trylock(const struct config *cfg);
+
+/* How long the background runner waits for more before it lets go (postfix's
+ * smtp_connection_cache_time_limit is 2 s). */
+#define RELAY_LINGER_MS 2000
 
 /*
  * The delivery started after a 250 (mail-submit-relay serve): runs every
  * due message like relay_flush() (o->only_id is ignored), then again for
  * the messages queued meanwhile, over the same provider connection, until
- * nothing new arrives; holds LOCK_FD (from relay_runner_trylock(), closed
- * here) meanwhile, so that sessions start no other runner.  Returns like
+ * nothing new arrives for RELAY_LINGER_MS (inotify on the queue
+ * directory); holds LOCK_FD (from relay_runner_trylock(), closed
+ * here) meanwhile, so that sessions start no more runners than there are
+ * slots.  Returns like
  * relay_flush().
  */
 int relay_run_background(const struct relay_opts *o, int lock_fd, struct relay_stats *st,

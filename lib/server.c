@@ -1,6 +1,7 @@
 #include "server.h"
 
 #include "log.h"
+#include "prefork.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -221,6 +222,8 @@ int server_run(const struct server_opts *o, server_session_fn fn, void *arg)
 		}
 		log_info("listening", "addr=%s", log_q(o->listen));
 	}
+	if (lfd >= 0 && o->prefork != NULL)
+		return prefork_run(lfd, o->prefork, fn, arg);
 	if (lfd >= 0)
 		return accept_loop(lfd, o, fn, arg);
 	server_peer(STDIN_FILENO, peer, sizeof(peer));

@@ -11,12 +11,16 @@
 #define MK_SERVER_H
 #include <stddef.h>
 
+struct prefork_opts;
+
 /* Runs one protocol session on FD_IN/FD_OUT; PEER is "ip" or "local". Returns an exit code. */
 typedef int (*server_session_fn)(int fd_in, int fd_out, const char *peer, void *arg);
 
 struct server_opts {
 	const char *listen;	/* "127.0.0.1:1143", "[::1]:1143", or NULL */
 	int max_children;	/* accept no more at once (default 500) */
+	/* a pool of reused workers instead of fork per connection (lib/prefork.h) */
+	const struct prefork_opts *prefork;
 };
 
 /*

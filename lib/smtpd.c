@@ -19,6 +19,7 @@
 #include <strings.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <poll.h>
 #include <sys/socket.h>
 #include <sysexits.h>
 #include <time.h>
@@ -752,15 +753,22 @@ static int session_loop(struct smtpd *s)
 	return 0;
 }
 
-/* 1 if the client already sent bytes (an EOF does not count). */
+/* 1 if the client sent bytes before our greeting (an EOF does not count). */
 static int pregreet(struct smtpd *s, int fd)
 {
+	struct pollfd p = { .fd = fd, .events = POLLIN };
 	char c;
 
 	if (conn_pending(s->conn) > 0)
 		return 1;
 	if (conn_is_tls(s->conn))
 		return 0;	/* it completed a handshake: a real client; bytes are encrypted */
+	/*
+	 * A session starts within microseconds of the connection (a reused
+	 * worker): give an early talker's bytes the time to arrive.
+	 */
+	if (poll(&p, 1, SMTPD_PREGREET_MS) <= 0)
+		return 0;
 	return recv(fd, &c, 1, MSG_PEEK | MSG_DONTWAIT) == 1;
 }
 

@@ -37,6 +37,12 @@ struct auth;
 #define SMTPD_MAX_AUTH_FAILURES 3	/* then 421 and close */
 #define SMTPD_MAX_ERRORS 20		/* bad commands before 421 */
 #define SMTPD_TIMEOUT 300		/* seconds per command (RFC 5321 4.5.3.2) */
+/*
+ * How long a plaintext client is watched for talking before our 220
+ * (postscreen's pregreet test, sendmail's greet_pause): a real client
+ * waits for the greeting, a spam engine often does not.
+ */
+#define SMTPD_PREGREET_MS 50
 
 struct smtpd_opts {
 	const struct config *cfg;
