@@ -20,25 +20,33 @@
 #define CHECKPOINT_EVERY 2000	/* downloads between syncfs + state saves */
 #define CHECKPOINT_BYTES (128ULL << 20)	/* or bytes */
 
+/*
+ * A local failure while storing a download (disk full, I/O error): the
+ * reason goes to c->err and its sysexits code to c->d_failed, so that it
+ * is reported as ours and not as the parser's "malformed response".
+ */
+static int local_fail(struct sync_fctx *c, int rc, const char *e)
+{
+	snprintf(c->err, sizeof(c->err), "%s", e);
+	c->d_failed = rc != 0 ? rc : EX_IOERR;
+	return -1;
+}
+
 static int sink_begin(void *ctx, unsigned long long size)
 {
 	struct sync_fctx *c = ctx;
 	char e[256];
+	int rc;
 
 	(void)size;
 	if (c->run->o->stop != NULL && *c->run->o->stop)
 		return -1;
 	c->d_open = 0;
 	c->d_cr = 0;
-	c->d_failed = 0;
-	if (c->b == NULL && (c->b = maildir_add_new(c->dir)) == NULL) {
-		snprintf(c->err, sizeof(c->err), "out of memory");
-		return -1;
-	}
-	if (maildir_add_begin(c->b, e, sizeof(e)) != 0) {
-		snprintf(c->err, sizeof(c->err), "%s", e);
-		return -1;
-	}
+	if (c->b == NULL && (c->b = maildir_add_new(c->dir)) == NULL)
+		return local_fail(c, EX_OSERR, "out of memory");
+	if ((rc = maildir_add_begin(c->b, e, sizeof(e))) != 0)
+		return local_fail(c, rc, e);
 	c->d_open = 1;
 	return 0;
 }
@@ -49,6 +57,7 @@ static int sink_data(void *ctx, const void *buf, size_t len)
 	struct sync_fctx *c = ctx;
 	const char *p = buf, *end = p + len;
 	char e[256];
+	int rc = 0;
 
 	if (!c->d_open)
 		return -1;
@@ -58,12 +67,12 @@ static int sink_data(void *ctx, const void *buf, size_t len)
 
 		if (c->d_cr) {	/* a CR ended the previous chunk or span */
 			c->d_cr = 0;
-			if (*p != '\n' && maildir_add_write(c->b, "\r", 1, e, sizeof(e)) != 0)
+			if (*p != '\n' && (rc = maildir_add_write(c->b, "\r", 1, e, sizeof(e))) != 0)
 				goto fail;
 		}
 		cr = memchr(p, '\r', (size_t)(end - p));
 		span = (size_t)((cr != NULL ? cr : end) - p);
-		if (span > 0 && maildir_add_write(c->b, p, span, e, sizeof(e)) != 0)
+		if (span > 0 && (rc = maildir_add_write(c->b, p, span, e, sizeof(e))) != 0)
 			goto fail;
 		if (cr == NULL)
 			break;
@@ -72,8 +81,7 @@ static int sink_data(void *ctx, const void *buf, size_t len)
 	}
 	return 0;
 fail:
-	snprintf(c->err, sizeof(c->err), "%s", e);
-	return -1;
+	return local_fail(c, rc, e);
 }
 
 /* Room for one more pending download, taken before the batch queues it. */
@@ -134,6 +142,7 @@ static int body_cb(const struct imap_resp *r, void *ctx)
 	uint32_t uid;
 	int have_body = 0;
 	char e[256];
+	int rc;
 	struct sync_flags f = { 0, 0 };
 
 	if (r->name == NULL || strcmp(r->name, "FETCH") != 0 || r->ntoks < 1 ||
@@ -163,8 +172,8 @@ static int body_cb(const struct imap_resp *r, void *ctx)
 		return 0;
 	if (c->d_cr) {
 		c->d_cr = 0;
-		if (maildir_add_write(c->b, "\r", 1, e, sizeof(e)) != 0)
-			return -1;
+		if ((rc = maildir_add_write(c->b, "\r", 1, e, sizeof(e))) != 0)
+			return local_fail(c, rc, e);
 	}
 	if ((fl = imap_tok_list_get(r->toks, 0, "FLAGS")) >= 0)
 		f = sync_flags_from_list(c, r->toks, (size_t)fl);
@@ -184,11 +193,9 @@ static int body_cb(const struct imap_resp *r, void *ctx)
 		snprintf(c->err, sizeof(c->err), "out of memory");
 		return -1;
 	}
-	if (maildir_add_end(c->b, cm.flags, cm.keywords, cm.mtime, NULL, 0, e,
-			    sizeof(e)) != 0) {
-		snprintf(c->err, sizeof(c->err), "%s", e);
-		return -1;
-	}
+	if ((rc = maildir_add_end(c->b, cm.flags, cm.keywords, cm.mtime, NULL, 0, e,
+				  sizeof(e))) != 0)
+		return local_fail(c, rc, e);
 	c->pend[c->npend].ruid = uid;
 	c->pend[c->npend].flags = f;
 	c->npend++;
@@ -204,12 +211,13 @@ static int body_cb(const struct imap_resp *r, void *ctx)
 int sync_download(struct sync_fctx *c, const uint32_t *uids, size_t n)
 {
 	struct imap_resp_sink sink = { sink_begin, sink_data, c };
-	char tags[64][16], cmd[SYNC_SET_MAX + 128], **sets;
+	char tags[64][16], cmd[SYNC_SET_MAX + 128], **sets, werr[sizeof(c->err)];
 	size_t i, nsets, nt = 0, k;
 	int rc = 0, rc2;
 
 	if (n == 0)
 		return 0;
+	c->d_failed = 0;
 	if ((sets = sync_uid_sets(uids, n, &nsets)) == NULL)
 		return EX_OSERR;
 	imap_client_set_sink(c->run->cl, &sink);
@@ -220,11 +228,16 @@ int sync_download(struct sync_fctx *c, const uint32_t *uids, size_t n)
 		if (nt < 64 && i + 1 < nsets)
 			continue;
 		for (k = 0; k < nt; k++) {
-			rc2 = imap_client_wait(c->run->cl, tags[k], body_cb, c, NULL, c->err,
-					       sizeof(c->err));
+			rc2 = imap_client_wait(c->run->cl, tags[k], body_cb, c, NULL, werr,
+					       sizeof(werr));
+			if (rc2 != 0 && c->d_failed != 0)
+				rc2 = c->d_failed;	/* c->err has the local reason */
+			else if (rc2 != 0)
+				snprintf(c->err, sizeof(c->err), "%s", werr);
 			if (rc2 != 0 && rc == 0)
 				rc = rc2;
-			if (rc2 == EX_UNAVAILABLE || rc2 == EX_PROTOCOL)
+			/* after a local failure the parser has given up: the connection too */
+			if (rc2 == EX_UNAVAILABLE || rc2 == EX_PROTOCOL || c->d_failed != 0)
 				goto done;
 		}
 		nt = 0;

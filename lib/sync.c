@@ -403,13 +403,15 @@ static int want_qresync(unsigned caps)
 static int remote_answers(struct remote_start *r, const char *tag_en, const char *tag_ls,
 			  int *enabled, int *list_rc)
 {
+	const struct imap_resp *fin = NULL;
 	char e2[512];
 	int rc;
 
 	*enabled = 0;
 	if (tag_en[0] != '\0') {
-		rc = imap_client_wait(r->cl, tag_en, NULL, NULL, NULL, e2, sizeof(e2));
-		if (rc == EX_UNAVAILABLE || rc == EX_PROTOCOL) {
+		rc = imap_client_wait(r->cl, tag_en, NULL, NULL, &fin, e2, sizeof(e2));
+		/* no tagged answer at all (a timeout): not a NO, the connection is gone */
+		if (rc == EX_UNAVAILABLE || rc == EX_PROTOCOL || (rc != 0 && fin == NULL)) {
 			snprintf(r->err, sizeof(r->err), "%s", e2);
 			return rc;
 		}

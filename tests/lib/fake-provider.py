@@ -2,9 +2,11 @@
 """A misbehaving IMAPS "provider" for mail-pull's bad-input tests: serves
 INBOX with COUNT small messages; with --mode truncate it closes the
 connection in the middle of the last message's literal, with --mode garbage
-it sends a malformed FETCH response instead.  --mode good serves all.
+it sends a malformed FETCH response instead, with --mode stall it sends a
+third of that literal and then nothing more, keeping the connection open.
+--mode good serves all.
 
-  fake-provider.py --port P --cert C --key K --count N --mode good|truncate|garbage
+  fake-provider.py --port P --cert C --key K --count N --mode good|truncate|garbage|stall
 Listens on 127.0.0.1 only; prints "ready" when listening."""
 import argparse, re, socket, socketserver, ssl, sys
 
@@ -57,10 +59,19 @@ class H(socketserver.StreamRequestHandler):
                 for u in uids_in(rest.split()[2]):
                     b = body(u)
                     head = '* %d FETCH (UID %d FLAGS () INTERNALDATE "01-Mar-2026 10:00:00 +0000" BODY[] ' % (u, u)
-                    if u == a.count and a.mode == 'truncate':
+                    if u == a.count and a.mode in ('truncate', 'stall'):
                         self.send(head + '{%d}\r\n' % len(b))
                         self.send(b[:len(b) // 3])
-                        self.request.shutdown(socket.SHUT_RDWR)
+                        if a.mode == 'stall':
+                            try:
+                                self.request.settimeout(None)
+                                self.request.recv(1)    # until the client gives up
+                            except OSError:
+                                pass
+                        try:
+                            self.request.shutdown(socket.SHUT_RDWR)
+                        except OSError:
+                            pass
                         return
                     if u == a.count and a.mode == 'garbage':
                         self.send(head + '{12x}\r\n)) ((\x00 NIL {99999999999999999999}\r\n')
