@@ -1,8 +1,10 @@
 #!/usr/bin/env bats
-# Crash consistency for mail-submit-relay (issue 8): kill -9 at random
-# moments during concurrent submissions and flushes, for
+# Crash consistency and a stalling provider for mail-submit-relay (issue 8):
+# kill -9 at random moments during concurrent submissions and flushes, for
 # $MK_RELAY_CRASH_ROUNDS rounds (default 16), checked by
-# tests/lib/relay-crash.py.
+# tests/lib/relay-crash.py; and a provider that stops reading mid-DATA or
+# never answers after the data (tests/lib/smtp-sink.py STALL rule):
+# deferred within the timeout, kept, later delivered once.
 
 load lib/common
 load lib/smtpd
@@ -38,4 +40,61 @@ teardown() {
 	run mk_relay list
 	assert_success
 	assert_output ''
+}
+# Submits one message of about 200 KB to friend@example.org; prints its queue id.
+submit_big() {
+	"$MK_PY" - "$MK_SMTPD_PORT" "$MK_IMAPD_PW" <<'PY'
+import smtplib, sys
+s = smtplib.SMTP('127.0.0.1', int(sys.argv[1]), timeout=30)
+s.login('alice@example.com', sys.argv[2])
+body = (b'From: alice@example.com\r\nSubject: stalled\r\nMessage-ID: <stall@test>\r\n\r\n' +
+        b''.join(b'line %05d of the stalled message %s\r\n' % (i, b'y' * 40) for i in range(2500)) +
+        b'END\r\n')
+s.mail('alice@example.com')
+s.rcpt('friend@example.org')
+code, msg = s.data(body)
+assert code == 250, (code, msg)
+print(msg.decode().split()[-1])
+s.quit()
+PY
+}
+
+@test "provider that stalls mid-DATA or after the data: deferred within the timeout, kept, later delivered once" {
+	sed -i 's/^timeout = 20$/timeout = 3/' "$MK_IMAPD_CONF"
+	grep -q '^timeout = 3$' "$MK_IMAPD_CONF"
+	mk_sink_start
+	mk_smtpd_start --no-flush --allow-plaintext
+	local n=0
+	for stall in 20000 end; do
+		echo "STALL $stall" > "$MK_SINK_DIR/rules"
+		run submit_big
+		assert_success
+		local id=$output
+		local t0=$SECONDS
+		run mk_relay flush
+		echo "stall $stall: flush exit $status after $((SECONDS - t0)) s: $output"
+		echo "# provider stalling (STALL $stall): flush exit $status after $((SECONDS - t0)) s" >&3
+		[ "$status" -eq 75 ]
+		[ $((SECONDS - t0)) -le 15 ]
+		grep -q "DATA stalled after" "$MK_SINK_DIR/log"
+		[ "$(mk_sink_count)" -eq $n ]
+		run mk_relay list --json
+		echo "$output"
+		assert_output --partial "$id"
+		assert_output --partial '"attempts": 1'
+		assert_output --regexp '[Tt]imeout|timed out'
+		# the provider is back: delivered exactly once, the queue empties
+		rm "$MK_SINK_DIR/rules"
+		run mk_relay flush --force
+		assert_success
+		n=$((n + 1))
+		[ "$(mk_sink_count)" -eq $n ]
+		run mk_relay flush --force
+		assert_success
+		[ "$(mk_sink_count)" -eq $n ]
+		run mk_relay list
+		assert_output ''
+		grep -q '^END' "$MK_SINK_DIR/msg-$n.eml"
+		grep -c '^line ' "$MK_SINK_DIR/msg-$n.eml" | grep -qx 2500
+	done
 }

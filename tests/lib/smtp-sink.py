@@ -13,6 +13,10 @@ every command:
     RCPT <address> <code> <text>     refuse that recipient
     MAIL <code> <text>               refuse every MAIL FROM
     DATA <code> <text>               refuse every message after its data
+    STALL <bytes>                    after 354, read that many bytes of the
+                                     data (all of it: "end") and then stop
+                                     reading and never answer; the message is
+                                     not stored
 """
 import argparse
 import asyncio
@@ -23,7 +27,7 @@ import ssl
 import threading
 
 from aiosmtpd.controller import Controller
-from aiosmtpd.smtp import AuthResult, LoginPassword
+from aiosmtpd.smtp import SMTP, AuthResult, LoginPassword, syntax
 
 ap = argparse.ArgumentParser()
 ap.add_argument("--port", type=int, required=True)
@@ -113,6 +117,31 @@ def authenticator(server, session, envelope, mechanism, auth_data):
     return AuthResult(success=False, handled=False)
 
 
+class SinkSMTP(SMTP):
+    @syntax('DATA')
+    async def smtp_DATA(self, arg):
+        stall = [rest for verb, rest in rules() if verb == "STALL"]
+        if not stall or not self.envelope.rcpt_tos or (args.user and not self.session.authenticated):
+            return await super().smtp_DATA(arg)
+        await self.push('354 End data with <CR><LF>.<CR><LF>')
+        got = 0
+        try:
+            if stall[0].strip() == "end":
+                while (await self._reader.readuntil(b'\r\n')) != b'.\r\n':
+                    got += 1
+            else:
+                got = len(await self._reader.readexactly(int(stall[0])))
+        except asyncio.IncompleteReadError:
+            return
+        log("DATA stalled after %s" % ("the end" if stall[0].strip() == "end" else "%d bytes" % got))
+        await asyncio.sleep(3600)   # cancelled when the client goes away
+
+
+class SinkController(Controller):
+    def factory(self):
+        return SinkSMTP(self.handler, **self.SMTP_kwargs)
+
+
 ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
 ctx.load_cert_chain(args.cert, args.key)
 
@@ -125,7 +154,7 @@ if args.mode == "smtps":
 else:
     kw.update(tls_context=ctx, require_starttls=True)
 
-controller = Controller(Handler(), **kw)
+controller = SinkController(Handler(), **kw)
 controller.start()
 log("started port=%d mode=%s" % (args.port, args.mode))
 done = threading.Event()
