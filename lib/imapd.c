@@ -703,7 +703,8 @@ int imapd_run(struct imapd *s)
 		return EX_OSERR;
 	log_debug("connect", "peer=%s tls=%s", s->peer, log_q(conn_tls_desc(s->conn)));
 	rc = session_loop(s);
-	if (s->state == IMAPD_SELECTED)
+	/* LOGOUT (and a dropped connection) leave the state at IMAPD_LOGOUT with a folder open */
+	if (s->sel != NULL)
 		imapd_select_close(s, 0);
 	if (!s->handed_off)
 		log_info("disconnect", "peer=%s user=%s in=%llu out=%llu", s->peer,
