@@ -11,7 +11,7 @@ ours/peer (messages/s, higher is better) are printed.
 
   relay-bench.py --server NAME:PORT:PASSWORD [--server ...] --sink PORT
                  --user U --ca CA [--messages 2000] [--clients 10] [--size 20000]
-                 [--per-session 1] [--rounds 3] [--fsync-dir DIR] [--only NAME]
+                 [--per-session 1] [--rounds 5] [--fsync-dir DIR] [--only NAME]
 """
 import argparse
 import os
@@ -32,7 +32,7 @@ ap.add_argument("--messages", type=int, default=2000)
 ap.add_argument("--clients", type=int, default=10)
 ap.add_argument("--size", type=int, default=20000)
 ap.add_argument("--per-session", type=int, default=1)
-ap.add_argument("--rounds", type=int, default=3)
+ap.add_argument("--rounds", type=int, default=5)
 ap.add_argument("--timeout", type=float, default=240, help="seconds a round may take")
 ap.add_argument("--fsync-dir", default=None)
 ap.add_argument("--only", default=None, help="run one server (ours|postfix), for profiling; no ratio")
@@ -143,7 +143,7 @@ def one_round(name, port, pw):
     rate = got / el
     conns = sink_conns() - conns0
     print("  round %-8s %7.1f msg/s (%d msgs in %.2f s; all submitted after %.2f s;"
-          " %d connections to the sink)" % (name, rate, got, el, t_sub, conns), flush=True)
+          " %d new connections to the sink)" % (name, rate, got, el, t_sub, conns), flush=True)
     return rate
 
 
