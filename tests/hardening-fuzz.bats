@@ -1,7 +1,7 @@
 #!/usr/bin/env bats
 # Protocol-level fuzzing (issue 8): tests/lib/proto-fuzz.py replays mutated
 # real IMAP and SMTP sessions against mail-serve-imap and mail-submit-relay
-# for $MK_FUZZ_SECONDS (default 35) each: most sessions in inetd mode (one
+# for $MK_FUZZ_SECONDS (default 30) each: most sessions in inetd mode (one
 # process per session: its exit status is checked), a quarter against a
 # --listen server.  Then: no process died by a signal or a sanitizer (under
 # `make check-asan` the servers are instrumented and the logs are read), a
@@ -20,7 +20,7 @@ setup() {
 	mk_smtpd_init "$D/root"
 	mkdir -p "$D/out" "$D/root/cwd"
 	chown "$MK_TEST_USER" "$D/root/cwd"
-	SECS=${MK_FUZZ_SECONDS:-35}
+	SECS=${MK_FUZZ_SECONDS:-30}
 }
 
 teardown() {

@@ -1,7 +1,7 @@
 #!/usr/bin/env bats
 # Crash consistency and a stalling provider for mail-submit-relay (issue 8):
 # kill -9 at random moments during concurrent submissions and flushes, for
-# $MK_RELAY_CRASH_ROUNDS rounds (default 16), checked by
+# $MK_RELAY_CRASH_ROUNDS rounds (default 15), checked by
 # tests/lib/relay-crash.py; and a provider that stops reading mid-DATA or
 # never answers after the data (tests/lib/smtp-sink.py STALL rule):
 # deferred within the timeout, kept, later delivered once.
@@ -24,7 +24,7 @@ teardown() {
 	mk_sink_start
 	run "$MK_PY" "$MK_ROOT/tests/lib/relay-crash.py" "$(command -v mail-submit-relay)" \
 		"$MK_IMAPD_CONF" "$(mk_free_port)" "$MK_IMAPD_PW" "$MK_SINK_DIR" "$MK_SINK_PORT" "$D/state/queue" \
-		"${MK_RELAY_CRASH_ROUNDS:-16}" "$D/smtpd.log"
+		"${MK_RELAY_CRASH_ROUNDS:-15}" "$D/smtpd.log"
 	echo "$output"
 	echo "# $(grep '^rounds' <<<"$output")" >&3
 	echo "# $(grep '^killed' <<<"$output")" >&3

@@ -187,7 +187,8 @@ def scan_sink():
 
 def scan_queue():
     """Checks every queue file; returns the ids with a recipient pending."""
-    names = os.listdir(QDIR)
+    # made by the first message queued (a round killed before that has none)
+    names = os.listdir(QDIR) if os.path.isdir(QDIR) else []
     pending = set()
     envs = [n[:-4] for n in names if n.endswith('.env')]
     for n in names:
