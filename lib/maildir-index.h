@@ -109,6 +109,9 @@ int maildir_index_load(struct maildir_folder *f);
  * (debug): the next reader scans.
  */
 void maildir_index_save(const struct maildir_folder *f);
+
+/* 1 if the folder has an index file (current or not). */
+int maildir_index_exists(const struct maildir_folder *f);
 /* Frees F's messages and names (those outside the names area one by one). */
 void maildir_msgs_free(struct maildir_folder *f);
 /* Gives M its own copy of NAME (NULL: none), releasing the old one; -1 on ENOMEM. */

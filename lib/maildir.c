@@ -21,9 +21,10 @@
 #define PATH_BUF 4096
 
 /*
- * An index written without the uidlist lock races other writers of it (each
- * writes a temporary file of its own, the last rename wins): only worth it
- * where a rescan is slow.
+ * Readers write the index without the uidlist lock (each writes a temporary
+ * file of its own, the last rename wins).  Under constant change a small
+ * folder's index is rewritten by every session for little gain: readers
+ * refresh it only for folders this big, or when there is none.
  */
 #define MAILDIR_INDEX_UNLOCKED_MIN 256
 
@@ -437,7 +438,7 @@ static int sync_scan(struct maildir_folder *f, unsigned flags, int locked,
 		f->stamped_ns = now_ns();
 	}
 	f->synced_at = started;
-	if (locked || f->nmsgs >= MAILDIR_INDEX_UNLOCKED_MIN)
+	if (locked || f->nmsgs >= MAILDIR_INDEX_UNLOCKED_MIN || !maildir_index_exists(f))
 		maildir_index_save(f);
 	r = 0;
 out:
