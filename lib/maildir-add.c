@@ -3,6 +3,7 @@
 
 #include "dotlock.h"
 #include "fsutil.h"
+#include "maildir-index.h"
 #include "uidlist.h"
 
 #include <errno.h>
@@ -359,5 +360,96 @@ int maildir_folder_add_files(struct maildir_folder *f, struct maildir_add *b, ui
 	rc = place_locked(f, b, uids, err, errlen);
 	dotlock_release(lk);
 	drop_pending(b, 0);	/* after an early failure: nothing was renamed */
+	return rc;
+}
+
+int maildir_folder_set_flags_many(struct maildir_folder *f,
+				  const struct maildir_flag_change *v, size_t n,
+				  size_t *nfailed, char *err, size_t errlen)
+{
+	char from[PATH_BUF], to[PATH_BUF], nname[MAILDIR_NAME_MAX + 1], e2[256];
+	struct dotlock *lk = NULL;
+	unsigned char *retry;
+	size_t i, bad = 0;
+	int rc = 0, renamed = 0;
+
+	if (nfailed != NULL)
+		*nfailed = 0;
+	if (n == 0)
+		return 0;
+	if ((retry = calloc(n, 1)) == NULL) {
+		snprintf(err, errlen, "out of memory");
+		if (nfailed != NULL)
+			*nfailed = n;
+		return EX_OSERR;
+	}
+	snprintf(to, sizeof(to), "%s/" UIDLIST_NAME, f->path);
+	if ((rc = dotlock_take(to, f->lock_wait, DOTLOCK_STALE_TIMEOUT, &lk, err, errlen)) != 0) {
+		free(retry);
+		if (nfailed != NULL)
+			*nfailed = n;
+		return rc;
+	}
+	for (i = 0; i < n; i++) {
+		const struct maildir_msg *cm = maildir_folder_find(f, v[i].uid);
+		struct maildir_msg *m = (struct maildir_msg *)cm;
+
+		if (m == NULL) {
+			retry[i] = 1;	/* reported by the single call below */
+			continue;
+		}
+		if (maildir_name_with_flags(m->fname, v[i].flags, v[i].keywords, nname,
+					    sizeof(nname)) < 0) {
+			retry[i] = 1;
+			continue;
+		}
+		snprintf(from, sizeof(from), "%s/%s/%s", f->path, m->in_new ? "new" : "cur",
+			 m->fname);
+		snprintf(to, sizeof(to), "%s/cur/%s", f->path, nname);
+		if (strcmp(from, to) != 0) {
+			if (rename(from, to) < 0) {
+				retry[i] = 1;	/* renamed by someone else: found again below */
+				continue;
+			}
+			renamed = 1;
+		}
+		if (maildir_msg_set_name(f, m, nname) < 0) {
+			/* the file has its new name; the next sync reads it */
+			if (rc == 0) {
+				snprintf(err, errlen, "out of memory");
+				rc = EX_OSERR;
+			}
+			bad++;
+			continue;
+		}
+		m->in_new = 0;
+		m->flags = v[i].flags;
+		m->keywords = v[i].keywords;
+	}
+	if (renamed) {
+		snprintf(to, sizeof(to), "%s/cur", f->path);
+		if (fsutil_fsync_dir(to, e2, sizeof(e2)) != 0 && rc == 0) {
+			snprintf(err, errlen, "%s", e2);
+			rc = EX_TEMPFAIL;
+		}
+	}
+	dotlock_release(lk);
+	for (i = 0; i < n; i++) {
+		int r;
+
+		if (!retry[i])
+			continue;
+		r = maildir_msg_set_flags(f, v[i].uid, v[i].flags, v[i].keywords, e2, sizeof(e2));
+		if (r != 0) {
+			bad++;
+			if (rc == 0) {
+				snprintf(err, errlen, "%s", e2);
+				rc = r;
+			}
+		}
+	}
+	free(retry);
+	if (nfailed != NULL)
+		*nfailed = bad;
 	return rc;
 }

@@ -1,6 +1,6 @@
 /*
- * Batched delivery into one Maildir folder: many messages made durable
- * and visible at once, with one durability point per batch instead of two
+ * Batched delivery into one Maildir folder (and batched flag changes, at
+ * the end): many messages made durable and visible at once, with one durability point per batch instead of two
  * fsyncs per message (maildir_delivery_commit() in maildir.h).  For bulk
  * writers such as mail-pull's first sync.
  *
@@ -70,4 +70,24 @@ unsigned long long maildir_add_pending_bytes(const struct maildir_add *b);
  */
 int maildir_folder_add_files(struct maildir_folder *f, struct maildir_add *b, uint32_t *uids,
 			     char *err, size_t errlen);
+
+/*
+ * Batched flag changes, for the same bulk writers: what
+ * maildir_msg_set_flags() does for one message (rename into cur/ with the
+ * new flags and keywords, under the uidlist lock), for N messages under
+ * one lock with one fsync of cur/ at the end instead of one each.  A file
+ * renamed by someone else meanwhile is found again through
+ * maildir_msg_set_flags().  F's message list follows.  Returns 0 or the
+ * first failure (the other changes are still made); *nfailed (may be
+ * NULL) counts the changes not made.
+ */
+struct maildir_flag_change {
+	uint32_t uid;
+	unsigned flags;		/* enum maildir_flag */
+	uint32_t keywords;
+};
+
+int maildir_folder_set_flags_many(struct maildir_folder *f,
+				  const struct maildir_flag_change *v, size_t n,
+				  size_t *nfailed, char *err, size_t errlen);
 #endif

@@ -6,6 +6,7 @@
 #include "sync-folder.h"
 
 #include "log.h"
+#include "maildir-add.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -84,14 +85,12 @@ void sync_flags_to_str(const struct sync_fctx *c, struct sync_flags f, char *out
 		out[len - 1] = '\0';
 }
 
-struct sync_lchange { uint32_t luid; struct sync_flags f; };	/* a local flag change */
-
 int sync_flags_walk_pairs(struct sync_fctx *c, unsigned char *lpaired,
 			  struct sync_rchange *rch, size_t *nr, uint32_t *rexp, size_t *nrexp,
 			  size_t *nl)
 {
 	struct sync_pair *out = c->st.pairs;
-	struct sync_lchange *lch = calloc(c->st.npairs + 1, sizeof(*lch));
+	struct maildir_flag_change *lch = calloc(c->st.npairs + 1, sizeof(*lch));
 	uint32_t *lexp = calloc(c->st.npairs + 1, sizeof(*lexp));
 	size_t o = 0, nlexp = 0, i;
 	int dry = c->run->o->dry_run;
@@ -146,19 +145,22 @@ int sync_flags_walk_pairs(struct sync_fctx *c, unsigned char *lpaired,
 			rch[(*nr)++].f = mg;
 		}
 		if (!sync_flags_eq(mg, lfl)) {
-			lch[*nl].luid = p.luid;
-			lch[(*nl)++].f = mg;
+			lch[*nl].uid = p.luid;
+			lch[*nl].flags = mg.sys;
+			lch[(*nl)++].keywords = mg.kw;
 		}
 		p.flags = mg;
 		out[o++] = p;
 	}
 	c->st.npairs = o;
 	/* local changes and expunges first: they cost no transfer */
-	for (i = 0; i < *nl && !dry; i++) {
-		if (maildir_msg_set_flags(c->f, lch[i].luid, lch[i].f.sys, lch[i].f.kw, e,
-					  sizeof(e)) != 0) {
-			log_warn("flags_failed", "folder=%s uid=%u error=%s",
-				 log_q(c->rf->local), lch[i].luid, log_q(e));
+	if (*nl > 0 && !dry) {
+		size_t nbad = 0;
+
+		/* one lock and one fsync of cur/ for all of them */
+		if (maildir_folder_set_flags_many(c->f, lch, *nl, &nbad, e, sizeof(e)) != 0) {
+			log_warn("flags_failed", "folder=%s count=%zu error=%s",
+				 log_q(c->rf->local), nbad, log_q(e));
 			c->failed = 1;
 		}
 	}

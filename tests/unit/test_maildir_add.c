@@ -265,11 +265,64 @@ static void test_lock_busy(void)
 	rm_rf(dir);
 }
 
+/* Flag changes under one lock: renamed into cur/, a file moved by others found again. */
+static void test_flags_many(void)
+{
+	char dir[] = "/tmp/mk-add.XXXXXX", names[4][300], e[256], from[700], to[700];
+	struct maildir_folder *f = folder_fresh(dir);
+	struct maildir_add *b = maildir_add_new(dir);
+	struct maildir_flag_change ch[4];
+	const struct maildir_msg *m;
+	struct maildir_name mn;
+	uint32_t uids[4];
+	size_t i, nbad = 9;
+
+	for (i = 0; i < 4; i++)
+		T_EQ(add_one(b, "Subject: f\n\nx\n", 0, names[i], sizeof(names[i])), 0);
+	T_EQ(maildir_folder_add_files(f, b, uids, e, sizeof(e)), 0);
+	T_EQ(maildir_folder_sync(f, 0, e, sizeof(e)), 0);
+	T_EQ(f->nmsgs, 4);
+	/* someone else (a session) claims message 2 into cur/ meanwhile */
+	snprintf(from, sizeof(from), "%s/new/%s", dir, names[1]);
+	snprintf(to, sizeof(to), "%s/cur/%s:2,", dir, names[1]);
+	T_EQ(rename(from, to), 0);
+	for (i = 0; i < 3; i++) {
+		ch[i].uid = uids[i];
+		ch[i].flags = MAILDIR_FLAG_SEEN | (i == 2 ? MAILDIR_FLAG_FLAGGED : 0);
+		ch[i].keywords = i == 0 ? 1u << 1 : 0;
+	}
+	ch[3].uid = 999;	/* no such message */
+	ch[3].flags = MAILDIR_FLAG_SEEN;
+	ch[3].keywords = 0;
+	T_OK(maildir_folder_set_flags_many(f, ch, 4, &nbad, e, sizeof(e)) != 0);
+	T_EQ(nbad, 1);
+	T_EQ(count_files(dir, "new"), 1);
+	T_EQ(count_files(dir, "cur"), 3);
+	for (i = 0; i < 3; i++) {
+		m = maildir_folder_find(f, uids[i]);
+		T_OK(m != NULL && m->flags == ch[i].flags && m->keywords == ch[i].keywords &&
+		     !m->in_new);
+	}
+	/* what is on disk says the same */
+	T_EQ(maildir_folder_sync(f, MAILDIR_SYNC_FORCE, e, sizeof(e)), 0);
+	for (i = 0; i < 3; i++) {
+		m = maildir_folder_find(f, uids[i]);
+		T_OK(m != NULL && maildir_name_parse(m->fname, strlen(m->fname), &mn) == 0 &&
+		     mn.flags == ch[i].flags && mn.keywords == ch[i].keywords);
+	}
+	m = maildir_folder_find(f, uids[3]);
+	T_OK(m != NULL && m->in_new && m->flags == 0);
+	maildir_add_free(b);
+	maildir_folder_free(f);
+	rm_rf(dir);
+}
+
 int main(void)
 {
 	T_RUN(test_files);
 	T_RUN(test_uids_in_order);
 	T_RUN(test_crash);
 	T_RUN(test_lock_busy);
+	T_RUN(test_flags_many);
 	return t_done();
 }
