@@ -272,6 +272,60 @@ static int fetch_needs(const struct imap_fetch *f)
 	return (f->items & IMAP_FETCH_INTERNALDATE) ? IMAPD_FM_OPEN : -1;
 }
 
+/*
+ * ENVELOPE (and INTERNALDATE) of recently fetched messages.  A message file
+ * never changes, so within one selection a UID's envelope stays what it
+ * was: clients that list the same messages again (FETCH 1:20 (FLAGS
+ * ENVELOPE) on every refresh) are answered without opening the files, as
+ * dovecot does from its cache file.  Direct-mapped, bounded.
+ */
+#define ENV_SLOTS	128
+#define ENV_MAX		4096	/* longer envelopes are not kept */
+
+struct env_slot {
+	uint64_t gen;
+	uint32_t uid;
+	time_t mtime;
+	size_t len;
+	char *text;
+};
+
+static struct env_slot env_cache[ENV_SLOTS];
+static uint64_t env_gen = 1;
+
+void imapd_fetch_cache_reset(void)
+{
+	env_gen++;
+	for (size_t i = 0; i < ENV_SLOTS; i++) {
+		free(env_cache[i].text);
+		env_cache[i].text = NULL;
+		env_cache[i].gen = 0;
+	}
+}
+
+static const struct env_slot *env_get(uint32_t uid)
+{
+	const struct env_slot *e = &env_cache[uid % ENV_SLOTS];
+
+	return e->gen == env_gen && e->uid == uid && e->text != NULL ? e : NULL;
+}
+
+static void env_put(uint32_t uid, time_t mtime, const char *text, size_t len)
+{
+	struct env_slot *e = &env_cache[uid % ENV_SLOTS];
+	char *t;
+
+	if (len > ENV_MAX || (t = malloc(len ? len : 1)) == NULL)
+		return;
+	memcpy(t, text, len);
+	free(e->text);
+	e->text = t;
+	e->len = len;
+	e->uid = uid;
+	e->mtime = mtime;
+	e->gen = env_gen;
+}
+
 static int fetch_one(struct imapd *s, size_t idx, const struct imap_fetch *f, int uid_cmd,
 		     int set_seen, struct imap_string *body)
 {
@@ -280,7 +334,15 @@ static int fetch_one(struct imapd *s, size_t idx, const struct imap_fetch *f, in
 	struct imapd_fetch_msg fm = { .fd = -1 };
 	int what = fetch_needs(f);
 	int first = 1;
+	const struct env_slot *env = NULL;
 
+	/* only the envelope wanted from the file, and known: no file at all */
+	if ((f->items & IMAP_FETCH_ENVELOPE) && what == IMAPD_FM_HEADER &&
+	    !(f->items & IMAP_FETCH_RFC822_HEADER) && f->nsections == 0 &&
+	    (env = env_get(m->uid)) != NULL) {
+		what = -1;
+		fm.st.st_mtime = env->mtime;
+	}
 	if (what >= 0 && imapd_fetch_msg_open(s, m->uid, &fm, what) != 0) {
 		imapd_fetch_msg_close(&fm);
 		return -1;
@@ -319,7 +381,15 @@ static int fetch_one(struct imapd *s, size_t idx, const struct imap_fetch *f, in
 	if (f->items & IMAP_FETCH_ENVELOPE) {
 		SEP();
 		imap_string_adds(o, "ENVELOPE ");
-		mime_write_envelope(o, fm.mime, fm.mime->root);
+		if (env != NULL) {
+			imap_string_add(o, env->text, env->len);
+		} else {
+			size_t at = o->len;
+
+			mime_write_envelope(o, fm.mime, fm.mime->root);
+			if (!o->failed)
+				env_put(m->uid, fm.st.st_mtime, o->buf + at, o->len - at);
+		}
 	}
 	if (f->items & IMAP_FETCH_BODY) {
 		SEP();

@@ -89,6 +89,8 @@ long imapd_resolve_set(struct imapd *s, const char *tag, const struct imap_arg *
 		       unsigned char **mask);
 int imapd_fetch_msg_open(struct imapd *s, uint32_t uid, struct imapd_fetch_msg *fm, int what);
 void imapd_fetch_msg_close(struct imapd_fetch_msg *fm);
+/* Forgets the envelopes kept for the selected mailbox (on every SELECT/close). */
+void imapd_fetch_cache_reset(void);
 /* The CRLF size of a message: ,W= from its name when present, else counted. */
 uint64_t imapd_msg_vsize(struct imapd *s, uint32_t uid, struct imapd_fetch_msg *fm);
 #endif

@@ -522,6 +522,7 @@ static void selected_free(struct imapd_selected *sel)
 {
 	if (sel == NULL)
 		return;
+	imapd_fetch_cache_reset();
 	if (sel->watch_fd >= 0)
 		close(sel->watch_fd);
 	if (sel->kw_loaded)
@@ -624,6 +625,7 @@ int imapd_select_open(struct imapd *s, const char *tag, const char *name, const 
 
 	if (s->sel != NULL)
 		imapd_select_close(s, 0);
+	imapd_fetch_cache_reset();
 	s->sel = sel;
 	s->state = IMAPD_SELECTED;
 	if (p != NULL && (p->condstore || p->qresync))

@@ -705,3 +705,39 @@ PY
 	[ -e "$h/mail/tmp/mailkeep-append.2.0" ]
 	[ -e "$h/mail/tmp/someone-elses" ]
 }
+
+@test "ENVELOPE answered again from the session's cache stays right across folders and expunges" {
+	mk_imapd_start
+	run mk_imap_py <<'PY'
+m = login()
+for box, subj in (('INBOX', 'first of inbox'), ('EnvOther', 'first of other')):
+    if box != 'INBOX':
+        m.create(box)
+    m.append(box, None, None, ('From: a@example.com\r\nSubject: %s\r\n\r\nbody\r\n' % subj).encode())
+def env(box):
+    typ, d = m.select(box)
+    check(typ == 'OK', d)
+    out = []
+    for _ in range(3):   # the second and third come from the cache
+        typ, d = m.uid('FETCH', '1', '(ENVELOPE INTERNALDATE)')
+        check(typ == 'OK', d)
+        out.append(d[0])
+    check(out[0] == out[1] == out[2], 'cached answer differs: %r' % out)
+    return out[0]
+a, b = env('INBOX'), env('EnvOther')
+check(b'first of inbox' in a and b'first of other' in b, (a, b))
+# UID 1 of INBOX again after the other folder: not the other folder's envelope
+check(env('INBOX') == a, 'INBOX after EnvOther')
+# a new message with a new UID gets its own envelope
+m.append('INBOX', None, None, b'From: a@example.com\r\nSubject: second\r\n\r\nx\r\n')
+m.select('INBOX')
+typ, d = m.uid('FETCH', '1:*', '(ENVELOPE)')
+subs = [x for x in d if isinstance(x, bytes)]
+check(len(subs) == 2 and b'first of inbox' in subs[0] and b'"second"' in subs[1], subs)
+m.logout()
+print('ok')
+PY
+	echo "$output"
+	assert_success
+	assert_output --partial ok
+}
