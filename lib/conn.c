@@ -26,7 +26,8 @@
 
 struct conn {
 	int fd_in, fd_out;
-	int timeout;			/* seconds, 0 = none */
+	int timeout;
+	int sockets_known, in_is_socket, out_is_socket;			/* seconds, 0 = none */
 	const struct conn_transport *t;	/* NULL: the plain descriptors */
 	void *tp;			/* the transport's state */
 	z_stream *zin, *zout;		/* raw deflate (COMPRESS=DEFLATE) */
@@ -84,10 +85,17 @@ void conn_set_timeout(struct conn *c, int seconds)
 {
 	struct timeval tv = { .tv_sec = seconds, .tv_usec = 0 };
 
+	if (c->timeout == seconds && c->sockets_known)
+		return;
 	c->timeout = seconds;
-	if (is_socket(c->fd_in))
+	if (!c->sockets_known) {	/* asked once: a server sets this twice a command */
+		c->in_is_socket = is_socket(c->fd_in);
+		c->out_is_socket = is_socket(c->fd_out);
+		c->sockets_known = 1;
+	}
+	if (c->in_is_socket)
 		setsockopt(c->fd_in, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-	if (is_socket(c->fd_out))
+	if (c->out_is_socket)
 		setsockopt(c->fd_out, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
 }
 
