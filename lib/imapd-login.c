@@ -170,7 +170,7 @@ static int handoff(struct imapd *s, const char *tag)
 		.verbose = log_verbosity(), .cfg = (struct config *)s->cfg,
 		.input = s->inbuf + s->inoff, .inputlen = s->inlen - s->inoff,
 	};
-	int hfd, sv[2], ok[2];
+	int hfd, sv[2], ok[2], status = 0;
 	char errbuf[sizeof(int)];
 	pid_t pid;
 	ssize_t r;
@@ -235,8 +235,15 @@ static int handoff(struct imapd *s, const char *tag)
 	}
 	tls_proxy(s->conn, sv[0]);
 	close(sv[0]);
-	while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
 		;
+	/* the session is a child of this proxy, not of the server: say how it ended */
+	if (WIFSIGNALED(status))
+		log_err("session_exit", "user=%s pid=%ld signal=%d", log_q(s->user), (long)pid,
+			WTERMSIG(status));
+	else if (WIFEXITED(status) && WEXITSTATUS(status) != 0)
+		log_warn("session_exit", "user=%s pid=%ld status=%d", log_q(s->user), (long)pid,
+			 WEXITSTATUS(status));
 	return 0;
 }
 
