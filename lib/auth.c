@@ -442,3 +442,24 @@ done:
 			log_q(name), source_addr ? log_q(source_addr) : "-", log_q(res->detail));
 	return res->status;
 }
+
+long auth_b64_decode(const char *in, size_t n, unsigned char *out, size_t outlen)
+{
+	int len;
+
+	if (n % 4 != 0 || n / 4 * 3 > outlen)
+		return -1;
+	if (n == 0)
+		return 0;
+	for (size_t i = 0; i < n; i++)
+		if (in[i] == '\0')
+			return -1;
+	len = EVP_DecodeBlock(out, (const unsigned char *)in, (int)n);
+	if (len < 0)
+		return -1;
+	if (in[n - 1] == '=')
+		len--;
+	if (in[n - 2] == '=')
+		len--;
+	return len;
+}

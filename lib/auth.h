@@ -111,4 +111,10 @@ unsigned auth_penalty_get(const char *state_dir, const char *addr, time_t now);
 int auth_penalty_fail(const char *state_dir, const char *addr, time_t now);
 int auth_penalty_reset(const char *state_dir, const char *addr);
 unsigned auth_penalty_delay_ms(unsigned failures);
+/*
+ * Decodes a SASL response (base64, RFC 4648, padding required, no NUL) of N
+ * bytes into OUT; its length, or -1.  Shared by the IMAP and SMTP servers.
+ */
+long auth_b64_decode(const char *in, size_t n, unsigned char *out, size_t outlen);
+
 #endif

@@ -328,25 +328,6 @@ static void cmd_login(struct imapd *s, const struct imap_command *cmd)
 	do_auth(s, cmd->tag, u, cmd->args[0].len, p, cmd->args[1].len);
 }
 
-/* base64 (RFC 4648, padding required) into out; length or -1. */
-static long b64_decode(const char *in, unsigned char *out, size_t outlen)
-{
-	size_t n = strlen(in);
-	int len;
-
-	if (n % 4 != 0 || n / 4 * 3 > outlen)
-		return -1;
-	if (n == 0)
-		return 0;
-	len = EVP_DecodeBlock(out, (const unsigned char *)in, (int)n);
-	if (len < 0)
-		return -1;
-	if (in[n - 1] == '=')
-		len--;
-	if (in[n - 2] == '=')
-		len--;
-	return len;
-}
 
 /* Reads one SASL response line; its decoded bytes or -1 after answering. */
 static long sasl_read(struct imapd *s, const char *tag, const char *challenge,
@@ -370,7 +351,7 @@ static long sasl_read(struct imapd *s, const char *tag, const char *challenge,
 		imapd_tagged(s, tag, "BAD Authentication aborted by client.");
 		return -1;
 	}
-	n = b64_decode(line, out, outlen);
+	n = auth_b64_decode(line, strlen(line), out, outlen);
 	explicit_bzero(line, strlen(line));
 	if (n < 0)
 		imapd_tagged(s, tag, "BAD Invalid base64 data in response.");
@@ -401,7 +382,7 @@ static void cmd_authenticate(struct imapd *s, const struct imap_command *cmd)
 	if (strcasecmp(mech, "PLAIN") == 0) {
 		const unsigned char *authz, *authc, *pass, *end;
 		if (ir != NULL) {
-			n = strcmp(ir, "=") == 0 ? 0 : b64_decode(ir, buf, sizeof(buf));
+			n = strcmp(ir, "=") == 0 ? 0 : auth_b64_decode(ir, strlen(ir), buf, sizeof(buf));
 			if (n < 0) {
 				imapd_tagged(s, cmd->tag, "BAD Invalid base64 data in initial response.");
 				return;
@@ -435,7 +416,7 @@ static void cmd_authenticate(struct imapd *s, const struct imap_command *cmd)
 		unsigned char user[AUTH_MAX_USER + 1];
 		long ulen;
 		if (ir != NULL) {
-			ulen = b64_decode(ir, user, sizeof(user) - 1);
+			ulen = auth_b64_decode(ir, strlen(ir), user, sizeof(user) - 1);
 			if (ulen < 0) {
 				imapd_tagged(s, cmd->tag, "BAD Invalid base64 data in initial response.");
 				return;

@@ -160,6 +160,14 @@ void imapd_sel_unlock(struct imapd_selected *sel, int locked)
 		modseq_unlock(sel->ms);
 }
 
+static int folder_has_new(const struct maildir_folder *f)
+{
+	for (size_t i = 0; i < f->nmsgs; i++)
+		if (f->msgs[i].in_new)
+			return 1;
+	return 0;
+}
+
 /*
  * Rescans the folder (claiming new/ when MOVE_NEW) and, when LOCKED,
  * records its changes in the modseq store.  0, or -1 (logged).
@@ -170,14 +178,9 @@ int imapd_sel_refresh(struct imapd_selected *sel, int locked, int move_new)
 	char err[512];
 	int rc = maildir_folder_sync(f, 0, err, sizeof(err));
 
-	if (rc == 0 && move_new) {
-		/* MOVE_NEW always rescans: only ask for it when new/ has mail */
-		for (size_t i = 0; i < f->nmsgs; i++)
-			if (f->msgs[i].in_new) {
-				rc = maildir_folder_sync(f, MAILDIR_SYNC_MOVE_NEW, err, sizeof(err));
-				break;
-			}
-	}
+	/* MOVE_NEW always rescans: only ask for it when new/ has mail */
+	if (rc == 0 && move_new && folder_has_new(f))
+		rc = maildir_folder_sync(f, MAILDIR_SYNC_MOVE_NEW, err, sizeof(err));
 	if (rc != 0) {
 		log_warn("sync", "folder=%s error=%s", log_q(sel->name), log_q(err));
 		return -1;
@@ -382,14 +385,6 @@ static void recent_floor_write(struct imapd_selected *sel, uint32_t floor)
 		return;
 	if (write(fd, buf, (size_t)n) != n || close(fd) != 0 || rename(tmp, path) != 0)
 		unlink(tmp);
-}
-
-static int folder_has_new(const struct maildir_folder *f)
-{
-	for (size_t i = 0; i < f->nmsgs; i++)
-		if (f->msgs[i].in_new)
-			return 1;
-	return 0;
 }
 
 void imapd_select_sync(struct imapd *s, int allow_expunge)

@@ -356,7 +356,6 @@ static int read_tail(struct modseq_store *st, char *err, size_t errlen)
 	struct stat sb;
 	size_t total, done = 0;
 	struct rec *buf;
-	int rc = 0;
 
 	path_of(st, MODSEQ_FILE, path, sizeof(path));
 	if (fstat(st->fd, &sb) != 0)
@@ -413,7 +412,7 @@ static int read_tail(struct modseq_store *st, char *err, size_t errlen)
 	st->off += (off_t)(done * REC_SIZE);
 	if (st->off != sb.st_size && ftruncate(st->fd, st->off) != 0)
 		return io_err(err, errlen, "truncate", path);
-	return rc;
+	return 0;
 }
 
 /* Opens and reads the whole log.  0, 1 (corrupt: *salvaged set), 2 (missing), or a code. */

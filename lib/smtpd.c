@@ -220,27 +220,6 @@ static void cmd_starttls(struct smtpd *s, const struct smtp_command *c)
 	s->user[0] = '\0';
 }
 
-/* base64 (padding required) into out; length or -1. */
-static long b64_decode(const char *in, size_t n, unsigned char *out, size_t outlen)
-{
-	int len;
-
-	if (n % 4 != 0 || n / 4 * 3 > outlen)
-		return -1;
-	if (n == 0)
-		return 0;
-	for (size_t i = 0; i < n; i++)
-		if (in[i] == '\0')
-			return -1;
-	len = EVP_DecodeBlock(out, (const unsigned char *)in, (int)n);
-	if (len < 0)
-		return -1;
-	if (in[n - 1] == '=')
-		len--;
-	if (in[n - 2] == '=')
-		len--;
-	return len;
-}
 
 /*
  * One SASL response: the initial response INIT if given, else a "334
@@ -276,7 +255,7 @@ static long sasl_read(struct smtpd *s, const char *init, size_t initlen,
 	}
 	if (initlen == 1 && init[0] == '=')
 		return 0;
-	n = b64_decode(init, initlen, out, outlen);
+	n = auth_b64_decode(init, initlen, out, outlen);
 	if (n < 0) {
 		reply(s, "501 5.5.2 Cannot decode response");
 		return -1;
