@@ -11,7 +11,7 @@ for that tool only.  Started by scripts/bench/pull, which sets up dovecot.
   pull-bench.py --dir B --port P --ca CA --pw-file F --sizes 10000,100000
                 [--case b1,b2,b3] [--rounds 3] [--rounds-b1-big 1]
 """
-import argparse, imaplib, os, random, shutil, ssl, statistics, subprocess, sys, time
+import argparse, imaplib, os, random, shutil, socket, ssl, statistics, subprocess, sys, time
 
 ap = argparse.ArgumentParser()
 ap.add_argument('--dir', required=True)
@@ -240,8 +240,43 @@ def b1(n):
     report('B1 pull-initial %d' % n, res)
 
 
+def floor_once(user):
+    """The provider's own floor for a no-change run, in seconds: from
+    connect() to the tagged OK of a LIST-STATUS of every folder, over a
+    prepared TLS context, measured inside this process (no exec, no
+    library loading, no local work).  Any client pays at least this."""
+    ctx = ssl.create_default_context(cafile=a.ca)
+    t0 = time.perf_counter()
+    raw = socket.create_connection(('localhost', a.port))
+    s = ctx.wrap_socket(raw, server_hostname='localhost')
+    buf = b''
+
+    def until(tag):
+        nonlocal buf
+        while True:
+            i = buf.find(b'\r\n' + tag + b' ')
+            if buf.startswith(tag + b' ') or i >= 0:
+                return
+            d = s.recv(65536)
+            if not d:
+                raise OSError('provider closed the connection')
+            buf += d
+
+    while b'\r\n' not in buf:
+        buf += s.recv(65536)
+    buf = b''
+    s.sendall(b'a LOGIN %s %s\r\nb LIST "" "*" RETURN (STATUS (MESSAGES UIDNEXT UIDVALIDITY '
+              b'HIGHESTMODSEQ))\r\n' % (user.encode(), PW.encode()))
+    until(b'b')
+    dt = time.perf_counter() - t0
+    s.sendall(b'c LOGOUT\r\n')
+    s.close()
+    return dt
+
+
 def b2(n):
     res = {'ours': [], 'mbsync': []}
+    floor = []
     for name, fn, rootf, _ in TOOLS:
         if not os.path.exists(os.path.join(rootf(n), 'cur')):
             log('B2 %d: %s has no synced tree, running B1 once' % (n, name))
@@ -251,8 +286,14 @@ def b2(n):
     for r in range(max(a.rounds, 5)):
         for name, fn, rootf, _ in TOOLS:
             res[name].append(timed(fn, n, 'B2 %s %d' % (name, n)))
+        floor.append(floor_once('o%d' % n))
     log('B2 %d: ours %s mbsync %s' % (n, res['ours'], res['mbsync']))
     report('B2 pull-noop %d' % n, res)
+    f = statistics.median(floor)
+    print('%-34s provider floor %.3f s (connect+TLS+LOGIN+LIST-STATUS, in-process): '
+          'floor/mbsync %.2f, ours above floor %.3f s' % (
+              'B2 pull-noop %d' % n, f, f / statistics.median(res['mbsync']),
+              statistics.median(res['ours']) - f), flush=True)
 
 
 def b3(n):
