@@ -66,7 +66,12 @@ static int worse(int a, int b)
 	return ia >= ib ? a : b;
 }
 
-static int run_once(const struct config *cfg, char **only, int nonly, const struct sync_opts *o)
+/*
+ * KEEP: NULL for a single run, else one kept provider session per account
+ * (--loop, --watch: one login per process, not one per run).
+ */
+static int run_once(const struct config *cfg, char **only, int nonly, const struct sync_opts *o,
+		    struct sync_session *keep)
 {
 	int rc = 0;
 	size_t i;
@@ -87,7 +92,7 @@ static int run_once(const struct config *cfg, char **only, int nonly, const stru
 				continue;
 		}
 		clock_gettime(CLOCK_MONOTONIC, &t0);
-		r = sync_account(cfg, a, o, &st, err, sizeof(err));
+		r = sync_account(cfg, a, o, &st, keep != NULL ? &keep[i] : NULL, err, sizeof(err));
 		clock_gettime(CLOCK_MONOTONIC, &t1);
 		if (r == EX_PROTOCOL)
 			r = EX_UNAVAILABLE;	/* DESIGN.md §5: a broken peer is an unavailable one */
@@ -106,26 +111,34 @@ static int run_once(const struct config *cfg, char **only, int nonly, const stru
 }
 
 /* --watch: IDLE + inotify until something changes or [sync] interval passes. */
-static int watch_wait(const struct config *cfg, char **only, int nonly, const struct sync_opts *o)
+static int watch_wait(const struct config *cfg, char **only, int nonly, const struct sync_opts *o,
+		      struct sync_session *keep)
 {
 	const struct config_account **v = calloc(cfg->naccounts + 1, sizeof(*v));
+	struct sync_session **kv = calloc(cfg->naccounts + 1, sizeof(*kv));
 	size_t i, n = 0;
 	char err[512];
 	int k, rc;
 
-	if (v == NULL)
+	if (v == NULL || kv == NULL) {
+		free(v);
+		free(kv);
 		return EX_OSERR;
+	}
 	for (i = 0; i < cfg->naccounts; i++) {
 		for (k = 0; k < nonly; k++)
 			if (strcmp(only[k], cfg->accounts[i].name) == 0)
 				break;
-		if (nonly == 0 || k < nonly)
+		if (nonly == 0 || k < nonly) {
+			kv[n] = &keep[i];
 			v[n++] = &cfg->accounts[i];
+		}
 	}
-	rc = sync_watch(cfg, v, n, o, cfg->sync.interval, err, sizeof(err));
+	rc = sync_watch(cfg, v, n, o, cfg->sync.interval, kv, err, sizeof(err));
 	if (rc != 0)
 		log_warn("watch_failed", "error=%s action=poll", log_q(err));
 	free(v);
+	free(kv);
 	return rc;
 }
 
@@ -140,6 +153,7 @@ int main(int argc, char **argv)
 	char **only = calloc((size_t)argc + 1, sizeof(char *));
 	int nonly = 0, verbose = 0, loop = 0, watch = 0, c, rc;
 	struct sync_opts o = { 0 };
+	struct sync_session *keep = NULL;
 	struct config *cfg = NULL;
 	char err[1024];
 	struct sigaction sa;
@@ -192,11 +206,17 @@ int main(int argc, char **argv)
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGINT, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
+	if ((loop || watch) && (keep = calloc(cfg->naccounts + 1, sizeof(*keep))) == NULL) {
+		log_err("start", "error=%s", log_q("out of memory"));
+		config_free(cfg);
+		free(only);
+		return EX_OSERR;
+	}
 	for (;;) {
-		rc = run_once(cfg, only, nonly, &o);
+		rc = run_once(cfg, only, nonly, &o, keep);
 		if ((!loop && !watch) || stop)
 			break;
-		if (watch && watch_wait(cfg, only, nonly, &o) == 0)
+		if (watch && watch_wait(cfg, only, nonly, &o, keep) == 0)
 			continue;
 		{
 			int pause = watch ? (cfg->sync.interval < 10 ? cfg->sync.interval : 10) :
@@ -209,6 +229,13 @@ int main(int argc, char **argv)
 		}
 		if (stop)
 			break;
+	}
+	if (keep != NULL) {
+		size_t i;
+
+		for (i = 0; i < cfg->naccounts; i++)
+			sync_session_close(&keep[i]);
+		free(keep);
 	}
 	config_free(cfg);
 	free(only);

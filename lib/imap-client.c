@@ -12,6 +12,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -90,9 +92,18 @@ static int tcp_connect(const char *host, int port, int timeout, char *err, size_
 ok:
 	freeaddrinfo(res);
 	{
-		int fl = fcntl(fd, F_GETFL);
+		int fl = fcntl(fd, F_GETFL), on = 1, idle = 60, intvl = 15, cnt = 4;
 
 		fcntl(fd, F_SETFL, fl & ~O_NONBLOCK);
+		/*
+		 * --loop and --watch keep a session between runs: a peer or a NAT
+		 * that forgot it is noticed within about two minutes of silence,
+		 * so the next run reconnects at once instead of waiting out a read.
+		 */
+		setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &on, sizeof(on));
+		setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof(idle));
+		setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &intvl, sizeof(intvl));
+		setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof(cnt));
 	}
 	return fd;
 }
@@ -175,6 +186,7 @@ static void caps_from(struct imap_client *cl, const char *s)
 		{ "STARTTLS", IMAP_CAP_STARTTLS }, { "LOGINDISABLED", IMAP_CAP_LOGINDISABLED },
 		{ "AUTH=PLAIN", IMAP_CAP_AUTH_PLAIN }, { "SASL-IR", IMAP_CAP_SASL_IR },
 		{ "IDLE", IMAP_CAP_IDLE }, { "MOVE", IMAP_CAP_MOVE }, { "ESEARCH", IMAP_CAP_ESEARCH },
+		{ "UNSELECT", IMAP_CAP_UNSELECT },
 	};
 	cl->caps = 0;
 	while (*s) {
@@ -228,6 +240,11 @@ int imap_client_send(struct imap_client *cl, const char *cmd, char tag[16])
 int imap_client_fd(const struct imap_client *cl)
 {
 	return cl->fd;
+}
+
+int imap_client_alive(const struct imap_client *cl)
+{
+	return !cl->dead;
 }
 
 int imap_client_ready(struct imap_client *cl)

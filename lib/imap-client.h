@@ -136,7 +136,7 @@ enum imap_cap {
 	IMAP_CAP_LIST_STATUS = 1 << 6, IMAP_CAP_LIST_EXTENDED = 1 << 7, IMAP_CAP_ENABLE = 1 << 8,
 	IMAP_CAP_STARTTLS = 1 << 9, IMAP_CAP_LOGINDISABLED = 1 << 10, IMAP_CAP_AUTH_PLAIN = 1 << 11,
 	IMAP_CAP_SASL_IR = 1 << 12, IMAP_CAP_IDLE = 1 << 13, IMAP_CAP_MOVE = 1 << 14,
-	IMAP_CAP_ESEARCH = 1 << 15, IMAP_CAP_LITERALMINUS = 1 << 16,
+	IMAP_CAP_ESEARCH = 1 << 15, IMAP_CAP_LITERALMINUS = 1 << 16, IMAP_CAP_UNSELECT = 1 << 17,
 };
 
 enum imap_tls_mode { IMAP_TLS_IMAPS, IMAP_TLS_STARTTLS, IMAP_TLS_NONE /* tests only */ };
@@ -206,6 +206,8 @@ int imap_client_read(struct imap_client *cl, const struct imap_resp **r,
 int imap_client_fd(const struct imap_client *cl);
 int imap_client_ready(struct imap_client *cl);
 int imap_client_send_line(struct imap_client *cl, const char *line, char *err, size_t errlen);
+/* 0 once the session is known gone (EOF, BYE, I/O error, protocol error). */
+int imap_client_alive(const struct imap_client *cl);
 
 /* Sink for large literals of the following reads (NULL: none). */
 void imap_client_set_sink(struct imap_client *cl, const struct imap_resp_sink *sink);

@@ -28,6 +28,7 @@ struct sync_run {
 	struct sync_stats *st;
 	struct imap_client *cl;
 	unsigned caps;
+	int selected;			/* a SELECT went out: maybe a folder is selected */
 	char root[PATH_MAX];		/* local Maildir root (INBOX) */
 	char statedir[PATH_MAX];
 };

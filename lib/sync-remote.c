@@ -227,6 +227,7 @@ int sync_remote_select(struct sync_fctx *c)
 	c->vanished = calloc(c->st.npairs + 1, 1);
 	if (c->vanished == NULL)
 		return EX_OSERR;
+	run->selected = 1;
 	rc = imap_client_cmd(run->cl, cmd, select_cb, c, NULL, c->err, sizeof(c->err));
 	if (rc != 0)
 		return rc;

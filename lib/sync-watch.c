@@ -24,6 +24,8 @@
 struct watch_acct {
 	const struct config_account *a;
 	struct imap_client *cl;	/* NULL: provider not watched (no IDLE, failed) */
+	struct sync_session *keep;	/* where the session goes afterwards, or NULL */
+	int qresync;		/* QRESYNC enabled on cl (a kept session) */
 	char tag[16];
 };
 
@@ -33,6 +35,20 @@ static int starts_idle(struct watch_acct *w, const struct sync_opts *o)
 	char e[512];
 	int rc;
 
+	if (w->keep != NULL && w->keep->cl != NULL) {
+		/* the session the last sync left: no new login, unless it is gone */
+		w->cl = w->keep->cl;
+		w->qresync = w->keep->qresync;
+		w->keep->cl = NULL;
+		w->keep->qresync = 0;
+		rc = imap_client_cmd(w->cl, "EXAMINE INBOX", NULL, NULL, NULL, e, sizeof(e));
+		if (rc == 0)
+			goto idle;
+		log_info("session_lost", "account=%s error=%s action=login", w->a->name, log_q(e));
+		imap_client_free(w->cl);
+		w->cl = NULL;
+		w->qresync = 0;
+	}
 	if ((rc = sync_connect_login(w->a, o->debug, &w->cl, e, sizeof(e))) != 0)
 		goto fail;
 	if (!(imap_client_caps(w->cl) & IMAP_CAP_IDLE)) {
@@ -42,6 +58,7 @@ static int starts_idle(struct watch_acct *w, const struct sync_opts *o)
 	}
 	if ((rc = imap_client_cmd(w->cl, "EXAMINE INBOX", NULL, NULL, NULL, e, sizeof(e))) != 0)
 		goto fail;
+idle:
 	imap_client_send(w->cl, "IDLE", w->tag);
 	for (;;) {
 		if ((rc = imap_client_read(w->cl, &r, e, sizeof(e))) != 0)
@@ -61,14 +78,25 @@ fail:
 	return rc;
 }
 
+/*
+ * Ends the IDLE; the session goes to w->keep for the next sync when it is
+ * sound (CLOSE after EXAMINE deselects and expunges nothing).
+ */
 static void ends_idle(struct watch_acct *w)
 {
 	char e[256];
 
 	if (w->cl == NULL)
 		return;
-	if (imap_client_send_line(w->cl, "DONE", e, sizeof(e)) == 0)
-		(void)imap_client_wait(w->cl, w->tag, NULL, NULL, NULL, e, sizeof(e));
+	if (imap_client_send_line(w->cl, "DONE", e, sizeof(e)) == 0 &&
+	    imap_client_wait(w->cl, w->tag, NULL, NULL, NULL, e, sizeof(e)) == 0 &&
+	    w->keep != NULL && w->keep->cl == NULL &&
+	    imap_client_cmd(w->cl, "CLOSE", NULL, NULL, NULL, e, sizeof(e)) == 0) {
+		w->keep->cl = w->cl;
+		w->keep->qresync = w->qresync;
+		w->cl = NULL;
+		return;
+	}
 	imap_client_free(w->cl);
 	w->cl = NULL;
 }
@@ -94,7 +122,8 @@ static int provider_changed(struct watch_acct *w)
 }
 
 int sync_watch(const struct config *cfg, const struct config_account *const *accts, size_t n,
-	       const struct sync_opts *o, int max_wait, char *err, size_t errlen)
+	       const struct sync_opts *o, int max_wait, struct sync_session *const *keep,
+	       char *err, size_t errlen)
 {
 	struct watch_acct w[WATCH_MAX];
 	struct pollfd pf[WATCH_MAX + 1];
@@ -117,6 +146,7 @@ int sync_watch(const struct config *cfg, const struct config_account *const *acc
 
 		memset(&w[i], 0, sizeof(w[i]));
 		w[i].a = accts[i];
+		w[i].keep = keep != NULL ? keep[i] : NULL;
 		if (sync_local_root(cfg, accts[i], root, sizeof(root), e, sizeof(e)) == 0) {
 			for (k = 0; k < 2; k++) {
 				snprintf(sub, sizeof(sub), "%s/%s", root, subs[k]);

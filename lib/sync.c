@@ -475,6 +475,71 @@ static void *remote_start_run(void *arg)
 	return NULL;
 }
 
+/*
+ * The provider half of a run's start on a session kept from an earlier run
+ * (struct sync_session): LIST-STATUS, and ENABLE QRESYNC ahead of it when
+ * the session has not had it yet.  0, or -1 when the session is gone (it is
+ * then freed and r is as before: the caller logs in afresh).
+ */
+static int remote_reuse(struct remote_start *r, struct sync_session *keep)
+{
+	char tag_en[16] = "", tag_ls[16];
+	int enabled = 0, list_rc = -1, rc;
+	long long t0 = now_ms();
+
+	r->cl = keep->cl;
+	keep->cl = NULL;
+	r->caps = r->login_caps = imap_client_caps(r->cl);
+	if (want_qresync(r->caps) && !keep->qresync)
+		imap_client_send(r->cl, "ENABLE QRESYNC", tag_en);
+	imap_client_send(r->cl, list_cmd(r->caps, 1), tag_ls);
+	rc = remote_answers(r, tag_en, tag_ls, &enabled, &list_rc);
+	if (rc == 0 && list_rc == 0) {
+		keep->qresync |= enabled;
+		if (!want_qresync(r->caps) || !keep->qresync)
+			r->caps &= ~(unsigned)IMAP_CAP_QRESYNC;
+		r->ms_list = now_ms() - t0;
+		return 0;
+	}
+	log_info("session_lost", "account=%s error=%s action=login", r->a->name, log_q(r->err));
+	imap_client_free(r->cl);
+	r->cl = NULL;
+	keep->qresync = 0;
+	rlist_free(&r->l);
+	r->err[0] = '\0';
+	return -1;
+}
+
+void sync_session_close(struct sync_session *s)
+{
+	if (s == NULL)
+		return;
+	imap_client_free(s->cl);	/* LOGOUT */
+	s->cl = NULL;
+	s->qresync = 0;
+}
+
+/*
+ * After a run: leaves RUN's session in KEEP when it is sound and can be
+ * left with nothing selected (UNSELECT: a CLOSE would expunge), else ends it.
+ */
+static void session_keep(struct sync_run *run, struct sync_session *keep, int enabled)
+{
+	char e[256];
+
+	if (keep != NULL && run->cl != NULL && imap_client_alive(run->cl) &&
+	    (!run->selected ||
+	     ((imap_client_caps(run->cl) & IMAP_CAP_UNSELECT) &&
+	      imap_client_cmd(run->cl, "UNSELECT", NULL, NULL, NULL, e, sizeof(e)) == 0))) {
+		keep->cl = run->cl;
+		keep->qresync = enabled;
+		run->cl = NULL;
+		return;
+	}
+	imap_client_free(run->cl);
+	run->cl = NULL;
+}
+
 /* The provider's capabilities after the last login, or 0. */
 static unsigned caps_cache_read(const char *statedir)
 {
@@ -507,7 +572,8 @@ static void caps_cache_write(const char *statedir, unsigned caps)
 }
 
 int sync_account(const struct config *cfg, const struct config_account *a,
-		 const struct sync_opts *o, struct sync_stats *st, char *err, size_t errlen)
+		 const struct sync_opts *o, struct sync_stats *st, struct sync_session *keep,
+		 char *err, size_t errlen)
 {
 	struct sync_run run = { .cfg = cfg, .a = a, .o = o, .st = st };
 	struct remote_start rs = { .a = a, .debug = o->debug };
@@ -515,7 +581,7 @@ int sync_account(const struct config *cfg, const struct config_account *a,
 	struct folder_list fl = { 0 };
 	char lockpath[PATH_MAX + 8], e2[512];
 	char sep = '/';
-	int lockfd = -1, rc, worst = 0, have_fl, threaded;
+	int lockfd = -1, rc, worst = 0, have_fl, threaded, reused = 0;
 	long long t0 = now_ms(), ms_local, ms_wait;
 	pthread_t th;
 	size_t i;
@@ -542,9 +608,15 @@ int sync_account(const struct config *cfg, const struct config_account *a,
 		return EX_TEMPFAIL;
 	}
 	rs.cached_caps = caps_cache_read(run.statedir);
-	threaded = !o->debug && pthread_create(&th, NULL, remote_start_run, &rs) == 0;
-	if (!threaded)
-		remote_start_run(&rs);
+	if (keep != NULL && keep->cl != NULL && remote_reuse(&rs, keep) == 0) {
+		threaded = 0;
+		reused = 1;
+		t0 = now_ms();	/* local_ms: the local half only */
+	} else {
+		threaded = !o->debug && pthread_create(&th, NULL, remote_start_run, &rs) == 0;
+		if (!threaded)
+			remote_start_run(&rs);
+	}
 	/* the local half, while the provider answers */
 	if (!o->dry_run &&
 	    ((rc = mkdirs(run.root, err, errlen)) != 0 ||
@@ -571,8 +643,8 @@ int sync_account(const struct config *cfg, const struct config_account *a,
 	if (rs.login_caps != rs.cached_caps && !o->dry_run)
 		caps_cache_write(run.statedir, rs.login_caps);
 	log_debug("sync_start", "account=%s login_ms=%lld list_ms=%lld local_ms=%lld "
-		  "waited_ms=%lld pipelined=%d", a->name, rs.ms_login, rs.ms_list, ms_local,
-		  ms_wait, rs.cached_caps == rs.login_caps);
+		  "waited_ms=%lld pipelined=%d session=%s", a->name, rs.ms_login, rs.ms_list,
+		  ms_local, ms_wait, rs.cached_caps == rs.login_caps, reused ? "kept" : "new");
 	for (i = 0; i < l.n; i++)
 		if (l.v[i].sep != 0) {
 			sep = l.v[i].sep;
@@ -671,7 +743,7 @@ int sync_account(const struct config *cfg, const struct config_account *a,
 out:
 	folders_list_free(&fl);
 	rlist_free(&l);
-	imap_client_free(run.cl);
+	session_keep(&run, keep, (run.caps & IMAP_CAP_QRESYNC) != 0);
 	close(lockfd);
 	return rc;
 }

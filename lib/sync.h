@@ -122,13 +122,33 @@ struct sync_stats {
 };
 
 /*
+ * A provider session kept between runs by --loop and --watch: one login per
+ * process rather than one per run (providers rate-limit logins; a run that
+ * finds nothing changed then costs a LIST-STATUS).  Kept only logged in
+ * with no folder selected.  Zero-initialise; end with sync_session_close().
+ */
+struct imap_client;
+struct sync_session {
+	struct imap_client *cl;		/* NULL: none kept */
+	int qresync;			/* ENABLE QRESYNC was accepted on it */
+};
+
+/* Logs the kept session out (if any). */
+void sync_session_close(struct sync_session *s);
+
+/*
  * Syncs every folder of account A.  Returns 0, or EX_UNAVAILABLE (provider
  * unreachable, TLS failure), EX_NOPERM (login refused), EX_TEMPFAIL (the
  * lock is held by another run, a timeout, a folder failed: retry),
  * EX_CONFIG (password file), EX_PROTOCOL, EX_IOERR...; err names the cause.
+ * With KEEP (may be NULL), a session kept there by an earlier run or by
+ * sync_watch() is used instead of a new login when it still answers (else
+ * a new one is made), and the session is left there afterwards for the next
+ * run when it is still sound and can be left with nothing selected.
  */
 int sync_account(const struct config *cfg, const struct config_account *a,
-		 const struct sync_opts *o, struct sync_stats *st, char *err, size_t errlen);
+		 const struct sync_opts *o, struct sync_stats *st, struct sync_session *keep,
+		 char *err, size_t errlen);
 
 /*
  * For "mail-folders remote -a NAME": connects, lists the provider's
@@ -148,10 +168,13 @@ int sync_print_remote(const struct config *cfg, const struct config_account *a, 
  * EXPUNGE, FETCH or VANISHED from a provider, any file created, moved or
  * removed locally, or a dropped connection ends the wait.  Returns 0 (time
  * to sync), or a sysexits code when the watch could not be set up at all
- * (the caller then sleeps instead); err names the cause.
+ * (the caller then sleeps instead); err names the cause.  KEEP (NULL, or
+ * one per account): the IDLE runs on a kept session when there is one, and
+ * the session (kept or new) is left there for the following sync.
  */
 int sync_watch(const struct config *cfg, const struct config_account *const *accts, size_t n,
-	       const struct sync_opts *o, int max_wait, char *err, size_t errlen);
+	       const struct sync_opts *o, int max_wait, struct sync_session *const *keep,
+	       char *err, size_t errlen);
 
 /* The local Maildir root of A: <mail_dir>/<NAME>/<username>/mail. */
 int sync_local_root(const struct config *cfg, const struct config_account *a,

@@ -349,6 +349,63 @@ interval = 300"
 	[ $(( $(date +%s) - t0 )) -lt 8 ]
 	grep -q 'reason=provider' "$T/watch.log"
 	grep -q 'reason=local' "$T/watch.log"
+	# the IDLE and the syncs after it ran on the first run's session
+	grep -q 'event=sync_start .*session=kept' "$T/watch.log"
+	! grep -q 'event=session_lost' "$T/watch.log"
+}
+
+logins() { grep -c 'Login: user=<alice>' "$MK_DOVECOT_LOG" || true; }
+
+wait_runs() {   # log n: until the log holds n sync_done lines (at most 20 s)
+	local i
+	for i in $(seq 200); do
+		[ "$(grep -c 'event=sync_done' "$1")" -ge "$2" ] && return 0
+		sleep 0.1
+	done
+	cat "$1" >&2
+	return 1
+}
+
+@test "--loop keeps one provider session across runs; changes cross; a dropped session is replaced" {
+	write_conf imaps "$MK_PROVIDER_IMAPS_PORT" "$MK_PROVIDER_CA" "[sync]
+interval = 1"
+	pull
+	assert_success
+	mail-pull -c "$T/mk.conf" --loop -v 2> "$T/loop.log" &
+	lpid=$!
+	wait_runs "$T/loop.log" 1 || { kill $lpid; false; }
+	l1=$(logins)
+	wait_runs "$T/loop.log" 4 || { kill $lpid; false; }
+	# three more runs, no new login seen by dovecot
+	[ "$(logins)" -eq "$l1" ] || { kill $lpid; cat "$T/loop.log"; false; }
+	[ "$(grep -c 'event=sync_start .*session=kept' "$T/loop.log")" -ge 3 ]
+	# changes still cross both ways on the kept session
+	pimap 'c.append("INBOX", None, None, b"From: x@y\r\nMessage-ID: <loop-1@test>\r\n\r\nloop\r\n")'
+	for i in $(seq 100); do grep -rqs 'loop-1@test' "$M/new" "$M/cur" && break; sleep 0.1; done
+	grep -rqs 'loop-1@test' "$M/new" "$M/cur" || { kill $lpid; cat "$T/loop.log"; false; }
+	local_deliver "$M" loop-local@test
+	ok=
+	for i in $(seq 40); do
+		n=$(pimap 'c.select("INBOX"); print(len(c.search(None, "HEADER", "Message-ID", "loop-local@test")[1][0].split()))')
+		[ "$n" = 1 ] && { ok=1; break; }
+		sleep 0.25
+	done
+	[ -n "$ok" ] || { kill $lpid; cat "$T/loop.log"; false; }
+	# the provider drops the session: the next run logs in again and goes on
+	mk_doveadm kick alice >/dev/null
+	for i in $(seq 100); do grep -q 'event=session_lost' "$T/loop.log" && break; sleep 0.1; done
+	pimap 'c.append("INBOX", None, None, b"From: x@y\r\nMessage-ID: <loop-2@test>\r\n\r\nafter\r\n")'
+	for i in $(seq 100); do grep -rqs 'loop-2@test' "$M/new" "$M/cur" && break; sleep 0.1; done
+	kill -TERM $lpid
+	wait $lpid || true
+	grep -q 'event=session_lost' "$T/loop.log" || { cat "$T/loop.log"; false; }
+	grep -rqs 'loop-2@test' "$M/new" "$M/cur" || { cat "$T/loop.log"; false; }
+	! grep -q 'event=sync_failed' "$T/loop.log"
+	# each message once on both sides
+	local_hashes "$M" > "$T/l.txt"
+	remote_hashes INBOX > "$T/r.txt"
+	diff "$T/l.txt" "$T/r.txt"
+	[ "$(cut -d' ' -f1 "$T/l.txt" | uniq -d | wc -l)" -eq 0 ]
 }
 
 @test "adopting a tree made by mbsync 1.4 (SHB channel) + dovecot: no transfer either way" {
