@@ -186,7 +186,7 @@ static void caps_from(struct imap_client *cl, const char *s)
 		{ "STARTTLS", IMAP_CAP_STARTTLS }, { "LOGINDISABLED", IMAP_CAP_LOGINDISABLED },
 		{ "AUTH=PLAIN", IMAP_CAP_AUTH_PLAIN }, { "SASL-IR", IMAP_CAP_SASL_IR },
 		{ "IDLE", IMAP_CAP_IDLE }, { "MOVE", IMAP_CAP_MOVE }, { "ESEARCH", IMAP_CAP_ESEARCH },
-		{ "UNSELECT", IMAP_CAP_UNSELECT },
+		{ "UNSELECT", IMAP_CAP_UNSELECT }, { "MULTIAPPEND", IMAP_CAP_MULTIAPPEND },
 	};
 	cl->caps = 0;
 	while (*s) {
@@ -612,36 +612,13 @@ static int crlf_size(int fd, long long *out)
 	return lseek(fd, 0, SEEK_SET) < 0 ? -1 : 0;
 }
 
-int imap_client_append_fd(struct imap_client *cl, const char *mbox, const char *flags,
-			  time_t date, int fd, char tag[16], char *err, size_t errlen)
+/* Sends the SIZE bytes of FD (LF turned into CRLF) as a literal's body. */
+static int send_literal(struct imap_client *cl, int fd, long long size, char *err, size_t errlen)
 {
-	char d[27], buf[32768], out[65536 + 8];
-	long long size, sent = 0;
-	int last_cr = 0, plus = (cl->caps & IMAP_CAP_LITERALPLUS) != 0;
+	char buf[32768], out[65536 + 8];
+	long long sent = 0;
+	int last_cr = 0;
 
-	if (crlf_size(fd, &size) < 0) {
-		snprintf(err, errlen, "read message: %s", strerror(errno));
-		return EX_IOERR;
-	}
-	imap_date_format_datetime(d, date, 0);
-	snprintf(tag, 16, "M%u", ++cl->tagn);
-	if (cl->debug)
-		log_debug("imap_send", "tag=%s cmd=APPEND mailbox=%s size=%lld", tag,
-			  log_q(mbox), size);
-	conn_printf(cl->conn, "%s APPEND %s (%s) \"%s\" {%lld%s}\r\n", tag, mbox, flags, d,
-		    size, plus ? "+" : "");
-	if (!plus) {
-		const struct imap_resp *r;
-		int rc = imap_client_read(cl, &r, err, errlen);
-
-		if (rc != 0)
-			return rc;
-		if (r->kind != IMAP_RESP_CONTINUE) {
-			snprintf(err, errlen, "APPEND refused: %s %s", r->name ? r->name : "",
-				 r->text);
-			return r->kind == IMAP_RESP_TAGGED ? EX_TEMPFAIL : EX_PROTOCOL;
-		}
-	}
 	for (;;) {
 		ssize_t r = read(fd, buf, sizeof(buf));
 		ssize_t i;
@@ -675,6 +652,75 @@ int imap_client_append_fd(struct imap_client *cl, const char *mbox, const char *
 		cl->dead = 1;
 		return EX_TEMPFAIL;
 	}
+	return 0;
+}
+
+int imap_client_append_fd(struct imap_client *cl, const char *mbox, const char *flags,
+			  time_t date, int fd, char tag[16], char *err, size_t errlen)
+{
+	char d[27];
+	long long size;
+	int plus = (cl->caps & IMAP_CAP_LITERALPLUS) != 0, rc;
+
+	if (crlf_size(fd, &size) < 0) {
+		snprintf(err, errlen, "read message: %s", strerror(errno));
+		return EX_IOERR;
+	}
+	imap_date_format_datetime(d, date, 0);
+	snprintf(tag, 16, "M%u", ++cl->tagn);
+	if (cl->debug)
+		log_debug("imap_send", "tag=%s cmd=APPEND mailbox=%s size=%lld", tag,
+			  log_q(mbox), size);
+	conn_printf(cl->conn, "%s APPEND %s (%s) \"%s\" {%lld%s}\r\n", tag, mbox, flags, d,
+		    size, plus ? "+" : "");
+	if (!plus) {
+		const struct imap_resp *r;
+
+		if ((rc = imap_client_read(cl, &r, err, errlen)) != 0)
+			return rc;
+		if (r->kind != IMAP_RESP_CONTINUE) {
+			snprintf(err, errlen, "APPEND refused: %s %s", r->name ? r->name : "",
+				 r->text);
+			return r->kind == IMAP_RESP_TAGGED ? EX_TEMPFAIL : EX_PROTOCOL;
+		}
+	}
+	if ((rc = send_literal(cl, fd, size, err, errlen)) != 0)
+		return rc;
 	conn_puts(cl->conn, "\r\n");
 	return 0;
+}
+
+int imap_client_multiappend_add(struct imap_client *cl, const char *mbox, const char *flags,
+				time_t date, int fd, char tag[16], long long *bytes,
+				char *err, size_t errlen)
+{
+	char d[27];
+	long long size;
+	int rc;
+
+	if (crlf_size(fd, &size) < 0) {
+		/* nothing of this message was sent: the command can go on */
+		snprintf(err, errlen, "read message: %s", strerror(errno));
+		return EX_IOERR;
+	}
+	if (tag[0] == '\0') {
+		snprintf(tag, 16, "M%u", ++cl->tagn);
+		if (cl->debug)
+			log_debug("imap_send", "tag=%s cmd=MULTIAPPEND mailbox=%s", tag,
+				  log_q(mbox));
+		conn_printf(cl->conn, "%s APPEND %s", tag, mbox);
+	}
+	if (cl->debug)
+		log_debug("imap_send", "tag=%s append_size=%lld", tag, size);
+	imap_date_format_datetime(d, date, 0);
+	conn_printf(cl->conn, " (%s) \"%s\" {%lld+}\r\n", flags, d, size);
+	if ((rc = send_literal(cl, fd, size, err, errlen)) != 0)
+		return rc;
+	*bytes = size;
+	return 0;
+}
+
+void imap_client_multiappend_end(struct imap_client *cl)
+{
+	conn_puts(cl->conn, "\r\n");
 }

@@ -137,6 +137,7 @@ enum imap_cap {
 	IMAP_CAP_STARTTLS = 1 << 9, IMAP_CAP_LOGINDISABLED = 1 << 10, IMAP_CAP_AUTH_PLAIN = 1 << 11,
 	IMAP_CAP_SASL_IR = 1 << 12, IMAP_CAP_IDLE = 1 << 13, IMAP_CAP_MOVE = 1 << 14,
 	IMAP_CAP_ESEARCH = 1 << 15, IMAP_CAP_LITERALMINUS = 1 << 16, IMAP_CAP_UNSELECT = 1 << 17,
+	IMAP_CAP_MULTIAPPEND = 1 << 18,
 };
 
 enum imap_tls_mode { IMAP_TLS_IMAPS, IMAP_TLS_STARTTLS, IMAP_TLS_NONE /* tests only */ };
@@ -237,6 +238,21 @@ int imap_client_cmd(struct imap_client *cl, const char *cmd, imap_resp_cb cb, vo
 int imap_client_append_fd(struct imap_client *cl, const char *mailbox_astring,
 			  const char *flags, time_t date, int fd, char tag[16],
 			  char *err, size_t errlen);
+
+/*
+ * MULTIAPPEND (RFC 3502), for a provider offering it and LITERAL+: one
+ * APPEND of several messages, saved by the provider all or none in one
+ * transaction (dovecot: one commit instead of one per message).  Each _add
+ * sends one message as imap_client_append_fd() does; with tag[0] == '\0'
+ * it starts the command first (and sets tag), so a message that cannot be
+ * read (EX_IOERR, nothing sent) leaves the command as it was.  _end
+ * finishes a started command; the caller then reads the tagged answer,
+ * whose APPENDUID names the new UIDs in the order sent.
+ */
+int imap_client_multiappend_add(struct imap_client *cl, const char *mailbox_astring,
+				const char *flags, time_t date, int fd, char tag[16],
+				long long *bytes, char *err, size_t errlen);
+void imap_client_multiappend_end(struct imap_client *cl);
 
 /* Appends an IMAP astring for S (quoted when needed) to buf; -1 if too long. */
 int imap_quote_astring(const char *s, char *buf, size_t len);

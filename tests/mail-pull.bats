@@ -408,6 +408,52 @@ interval = 1"
 	[ "$(cut -d' ' -f1 "$T/l.txt" | uniq -d | wc -l)" -eq 0 ]
 }
 
+@test "uploads go up in MULTIAPPEND batches, paired by APPENDUID; a refused batch goes one by one" {
+	pull
+	assert_success
+	B=$M/Batch
+	mkdir -p "$B/tmp" "$B/new" "$B/cur"
+	for i in $(seq 150); do
+		f="$B/cur/17000$(printf %05d $i).M${i}P1.test:2,"
+		[ $((i % 3)) -eq 0 ] && f="${f}S"
+		printf 'From: me@example.com\nSubject: batch %d\nMessage-ID: <batch-%d@test>\n\nbody %d\n' \
+			$i $i $i > "$f"
+	done
+	run mail-pull -c "$T/mk.conf" -vv
+	assert_success
+	# 150 messages: three commands (64 + 64 + 22), not 150
+	[ "$(grep -c 'cmd=MULTIAPPEND' <<<"$output")" -eq 3 ]
+	[ "$(remote_count Batch)" -eq 150 ]
+	local_hashes "$B" > "$T/l.txt"
+	remote_hashes Batch > "$T/r.txt"
+	diff "$T/l.txt" "$T/r.txt"
+	seen=$(pimap 'c.select("Batch", readonly=True); print(len(c.search(None, "SEEN")[1][0].split()))')
+	[ "$seen" -eq 50 ]
+	# paired by APPENDUID: the next run neither transfers nor re-pairs
+	run mail-pull -c "$T/mk.conf"
+	assert_success
+	assert_output --partial 'down=0 up=0'
+	assert_output --partial 'paired=0'
+	# a batch with a message dovecot refuses (zero bytes): the others still go up
+	for i in 1 2 3; do
+		printf 'From: me@example.com\nMessage-ID: <late-%d@test>\n\nlate\n' $i \
+			> "$B/new/17100000$i.M${i}P2.test"
+	done
+	: > "$B/new/171000009.M9P2.test"
+	run mail-pull -c "$T/mk.conf"
+	assert_success
+	assert_output --partial 'event=multiappend_refused'
+	assert_output --partial 'event=upload_refused folder=Batch'
+	[ "$(remote_count Batch)" -eq 153 ]
+	for i in 1 2 3; do
+		n=$(pimap 'c.select("Batch", readonly=True); print(len(c.search(None, "HEADER", "Message-ID", "late-'$i'@test")[1][0].split()))')
+		[ "$n" -eq 1 ]
+	done
+	# and nothing is sent twice by the runs after it
+	run mail-pull -c "$T/mk.conf"
+	[ "$(remote_count Batch)" -eq 153 ]
+}
+
 @test "adopting a tree made by mbsync 1.4 (SHB channel) + dovecot: no transfer either way" {
 	# SHB syncs folder names verbatim: Spam stays Spam
 	write_conf imaps "$MK_PROVIDER_IMAPS_PORT" "$MK_PROVIDER_CA" "map_junk = Junk"
