@@ -323,6 +323,25 @@ for i in range(2000):
 	[ "$(cut -d' ' -f1 "$T/l.txt" | uniq -d | wc -l)" -eq 0 ]
 }
 
+# Waits (up to TRIES x 0.1 s) until a message with Message-ID ID is in the
+# local Maildir DIR; 1 if it never came.
+wait_local_id() {   # dir id [tries]
+	local i
+	for i in $(seq "${3:-100}"); do grep -rqs "$2" "$1/new" "$1/cur" && return 0; sleep 0.1; done
+	return 1
+}
+
+# Waits (up to TRIES x 0.25 s) until the provider's INBOX holds ID once.
+wait_remote_id() {   # id [tries]
+	local i n
+	for i in $(seq "${2:-40}"); do
+		n=$(pimap 'c.select("INBOX"); print(len(c.search(None, "HEADER", "Message-ID", "'"$1"'")[1][0].split()))')
+		[ "$n" = 1 ] && return 0
+		sleep 0.25
+	done
+	return 1
+}
+
 @test "--watch: provider mail and local deliveries cross within seconds (IDLE, inotify)" {
 	write_conf imaps "$MK_PROVIDER_IMAPS_PORT" "$MK_PROVIDER_CA" "[sync]
 interval = 300"
@@ -333,16 +352,11 @@ interval = 300"
 	for i in $(seq 100); do grep -q 'event=watch ' "$T/watch.log" && break; sleep 0.1; done
 	pimap 'c.append("INBOX", None, None, b"From: x@y\r\nMessage-ID: <idle-1@test>\r\n\r\nidle\r\n")'
 	t0=$(date +%s)
-	for i in $(seq 60); do grep -rqs 'idle-1@test' "$M/new" "$M/cur" && break; sleep 0.1; done
-	grep -rqs 'idle-1@test' "$M/new" "$M/cur" || { kill $wpid; cat "$T/watch.log"; false; }
+	wait_local_id "$M" idle-1@test 60 || { kill $wpid; cat "$T/watch.log"; false; }
 	for i in $(seq 100); do grep -q 'event=watch ' <(tail -n 3 "$T/watch.log") && break; sleep 0.1; done
 	local_deliver "$M" watch-local@test
 	ok=
-	for i in $(seq 12); do
-		n=$(pimap 'c.select("INBOX"); print(len(c.search(None, "HEADER", "Message-ID", "watch-local@test")[1][0].split()))')
-		[ "$n" = 1 ] && { ok=1; break; }
-		sleep 0.3
-	done
+	wait_remote_id watch-local@test 15 && ok=1
 	kill -TERM $wpid
 	wait $wpid || true
 	[ -n "$ok" ] || { cat "$T/watch.log"; false; }
@@ -381,25 +395,19 @@ interval = 1"
 	[ "$(grep -c 'event=sync_start .*session=kept' "$T/loop.log")" -ge 3 ]
 	# changes still cross both ways on the kept session
 	pimap 'c.append("INBOX", None, None, b"From: x@y\r\nMessage-ID: <loop-1@test>\r\n\r\nloop\r\n")'
-	for i in $(seq 100); do grep -rqs 'loop-1@test' "$M/new" "$M/cur" && break; sleep 0.1; done
-	grep -rqs 'loop-1@test' "$M/new" "$M/cur" || { kill $lpid; cat "$T/loop.log"; false; }
+	wait_local_id "$M" loop-1@test || { kill $lpid; cat "$T/loop.log"; false; }
 	local_deliver "$M" loop-local@test
-	ok=
-	for i in $(seq 40); do
-		n=$(pimap 'c.select("INBOX"); print(len(c.search(None, "HEADER", "Message-ID", "loop-local@test")[1][0].split()))')
-		[ "$n" = 1 ] && { ok=1; break; }
-		sleep 0.25
-	done
-	[ -n "$ok" ] || { kill $lpid; cat "$T/loop.log"; false; }
+	wait_remote_id loop-local@test || { kill $lpid; cat "$T/loop.log"; false; }
 	# the provider drops the session: the next run logs in again and goes on
 	mk_doveadm kick alice >/dev/null
 	for i in $(seq 100); do grep -q 'event=session_lost' "$T/loop.log" && break; sleep 0.1; done
 	pimap 'c.append("INBOX", None, None, b"From: x@y\r\nMessage-ID: <loop-2@test>\r\n\r\nafter\r\n")'
-	for i in $(seq 100); do grep -rqs 'loop-2@test' "$M/new" "$M/cur" && break; sleep 0.1; done
+	ok=
+	wait_local_id "$M" loop-2@test && ok=1
 	kill -TERM $lpid
 	wait $lpid || true
 	grep -q 'event=session_lost' "$T/loop.log" || { cat "$T/loop.log"; false; }
-	grep -rqs 'loop-2@test' "$M/new" "$M/cur" || { cat "$T/loop.log"; false; }
+	[ -n "$ok" ] || { cat "$T/loop.log"; false; }
 	! grep -q 'event=sync_failed' "$T/loop.log"
 	# each message once on both sides
 	local_hashes "$M" > "$T/l.txt"
