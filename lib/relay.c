@@ -220,12 +220,16 @@ static enum outcome send_txn(struct runner *r, const struct queue_env *env, int 
 	curl_easy_setopt(h, CURLOPT_READFUNCTION, read_cb);
 	curl_easy_setopt(h, CURLOPT_READDATA, &t);
 	curl_easy_setopt(h, CURLOPT_INFILESIZE_LARGE, (curl_off_t)size);
-	curl_easy_setopt(h, CURLOPT_TIMEOUT, (long)(rc->timeout > 0 ? rc->timeout : 60));
 	/*
-	 * Every wait for a reply too: libcurl's own default (120 s) applies to
+	 * [relay] timeout bounds each silence, not the whole transfer: a 50 MB
+	 * message on a slow uplink may take minutes and must not fail for ever.
+	 * The data may not stall (under 1 byte/s) for that long, and every wait
+	 * for a reply is capped too: libcurl's own default (120 s) applies to
 	 * the QUIT it sends when it drops a connection that timed out, which a
 	 * provider that stalls never answers.
 	 */
+	curl_easy_setopt(h, CURLOPT_LOW_SPEED_LIMIT, 1L);
+	curl_easy_setopt(h, CURLOPT_LOW_SPEED_TIME, (long)(rc->timeout > 0 ? rc->timeout : 60));
 	curl_easy_setopt(h, CURLOPT_SERVER_RESPONSE_TIMEOUT,
 			 (long)(rc->timeout > 0 ? rc->timeout : 60));
 	curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT, 30L);

@@ -42,13 +42,14 @@ teardown() {
 	assert_output ''
 }
 # Submits one message of about 200 KB to friend@example.org; prints its queue id.
-submit_big() {
-	"$MK_PY" - "$MK_SMTPD_PORT" "$MK_IMAPD_PW" <<'PY'
+submit_big() {   # [lines [filler bytes a line]], default 2500 x 40 (about 200 KB)
+	"$MK_PY" - "$MK_SMTPD_PORT" "$MK_IMAPD_PW" "${1:-2500}" "${2:-40}" <<'PY'
 import smtplib, sys
 s = smtplib.SMTP('127.0.0.1', int(sys.argv[1]), timeout=30)
 s.login('alice@example.com', sys.argv[2])
 body = (b'From: alice@example.com\r\nSubject: stalled\r\nMessage-ID: <stall@test>\r\n\r\n' +
-        b''.join(b'line %05d of the stalled message %s\r\n' % (i, b'y' * 40) for i in range(2500)) +
+        b''.join(b'line %05d of the stalled message %s\r\n' % (i, b'y' * int(sys.argv[4]))
+                 for i in range(int(sys.argv[3]))) +
         b'END\r\n')
 s.mail('alice@example.com')
 s.rcpt('friend@example.org')
@@ -97,4 +98,27 @@ PY
 		grep -q '^END' "$MK_SINK_DIR/msg-$n.eml"
 		grep -c '^line ' "$MK_SINK_DIR/msg-$n.eml" | grep -qx 2500
 	done
+}
+
+@test "a slow provider link: a message whose transfer takes longer than [relay] timeout in all is delivered" {
+	sed -i 's/^timeout = 20$/timeout = 8/' "$MK_IMAPD_CONF"
+	grep -q '^timeout = 8$' "$MK_IMAPD_CONF"
+	mk_sink_start
+	mk_smtpd_start --no-flush --allow-plaintext
+	# 24 MB read at 2 MB/s: some 12 s in all (the first 4 MB or so go into
+	# the socket buffers at once), never 8 s without progress
+	echo "SLOW 2097152" > "$MK_SINK_DIR/rules"
+	run submit_big 24000 960
+	assert_success
+	local t0=$SECONDS
+	run mk_relay flush
+	echo "flush exit $status after $((SECONDS - t0)) s: $output"
+	echo "# slow link: flush exit $status after $((SECONDS - t0)) s; $(grep 'read slowly' "$MK_SINK_DIR/log" | tail -n 1)" >&3
+	assert_success
+	[ $((SECONDS - t0)) -ge 9 ]
+	[ "$(mk_sink_count)" -eq 1 ]
+	grep -q '^END' "$MK_SINK_DIR/msg-1.eml"
+	grep -c '^line ' "$MK_SINK_DIR/msg-1.eml" | grep -qx 24000
+	run mk_relay list
+	assert_output ''
 }

@@ -17,12 +17,16 @@ every command:
                                      data (all of it: "end") and then stop
                                      reading and never answer; the message is
                                      not stored
+    SLOW <bytes per second>          read the data at that rate (a slow
+                                     uplink), through a small receive
+                                     buffer; the message is then accepted
 """
 import argparse
 import asyncio
 import json
 import os
 import signal
+import socket
 import ssl
 import threading
 
@@ -117,9 +121,40 @@ def authenticator(server, session, envelope, mechanism, auth_data):
     return AuthResult(success=False, handled=False)
 
 
+class SlowReader:
+    """Hands the data lines on at RATE bytes a second (the rest as the reader)."""
+
+    def __init__(self, reader, rate):
+        self.reader, self.rate, self.got = reader, rate, 0
+        self.t0 = asyncio.get_running_loop().time()
+
+    def __getattr__(self, name):
+        return getattr(self.reader, name)
+
+    async def readuntil(self, sep=b'\n'):
+        line = await self.reader.readuntil(sep)
+        self.got += len(line)
+        ahead = self.got / self.rate - (asyncio.get_running_loop().time() - self.t0)
+        if ahead > 0.01:
+            await asyncio.sleep(ahead)
+        return line
+
+
 class SinkSMTP(SMTP):
     @syntax('DATA')
     async def smtp_DATA(self, arg):
+        slow = [rest for verb, rest in rules() if verb == "SLOW"]
+        if slow and self.envelope.rcpt_tos:
+            sock = self.transport.get_extra_info('socket')
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 32768)
+            reader = self._reader
+            self._reader = SlowReader(reader, int(slow[0]))
+            t0 = asyncio.get_running_loop().time()
+            try:
+                return await super().smtp_DATA(arg)
+            finally:
+                self._reader = reader
+                log("DATA read slowly in %.1f s" % (asyncio.get_running_loop().time() - t0))
         stall = [rest for verb, rest in rules() if verb == "STALL"]
         if not stall or not self.envelope.rcpt_tos or (args.user and not self.session.authenticated):
             return await super().smtp_DATA(arg)
