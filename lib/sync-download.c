@@ -72,6 +72,7 @@ static int sink_data(void *ctx, const void *buf, size_t len)
 		}
 		cr = memchr(p, '\r', (size_t)(end - p));
 		span = (size_t)((cr != NULL ? cr : end) - p);
+		c->run->st->down_bytes += span;
 		if (span > 0 && (rc = maildir_add_write(c->b, p, span, e, sizeof(e))) != 0)
 			goto fail;
 		if (cr == NULL)
@@ -200,12 +201,48 @@ static int body_cb(const struct imap_resp *r, void *ctx)
 	c->pend[c->npend].flags = f;
 	c->npend++;
 	c->run->st->down++;
-	if (c->run->o->progress && c->run->st->down % 100 == 0)
-		fprintf(stderr, "\r%s: %llu messages down, %llu up ", c->rf->name,
-			c->run->st->down, c->run->st->up);
+	c->d_done++;
+	if (c->run->o->progress)
+		sync_progress(c, c->d_done, c->d_n, 0);
 	if (c->npend >= CHECKPOINT_EVERY || maildir_add_pending_bytes(c->b) >= CHECKPOINT_BYTES)
 		return sync_download_checkpoint(c) != 0 ? -1 : 0;
 	return 0;
+}
+
+static void hms(char *buf, size_t len, long long s)
+{
+	if (s >= 3600)
+		snprintf(buf, len, "%lld:%02lld:%02lld", s / 3600, s / 60 % 60, s % 60);
+	else
+		snprintf(buf, len, "%lld:%02lld", s / 60, s % 60);
+}
+
+void sync_progress(struct sync_fctx *c, size_t done, size_t n, int force)
+{
+	struct sync_run *run = c->run;
+	long long now = sync_now_ms(), el = now - c->d_t0_ms, all_el = now - run->t0_ms;
+	double mb = (double)(run->st->down_bytes - c->d_bytes0) / 1048576.0;
+	char eta[64] = "";
+
+	if (!force && now - run->shown_ms < 250)
+		return;
+	run->shown_ms = now;
+	if (run->msgs_all > 0 && all_el > 0) {
+		/* the run's share: folders done, and this one as far as it got */
+		unsigned long long here = c->rf->messages > n ? c->rf->messages - n + done : done;
+		double f = (double)(run->msgs_before + here) / (double)run->msgs_all;
+		char t[32];
+
+		if (f > 1.0)
+			f = 1.0;
+		if (f > 0.0) {
+			hms(t, sizeof(t), (long long)((double)all_el / f * (1.0 - f) / 1000.0));
+			snprintf(eta, sizeof(eta), "; all %d%%, ETA %s", (int)(f * 100.0), t);
+		}
+	}
+	fprintf(stderr, "\r%s [%zu/%zu]: %zu/%zu down, %.1f MB, %.1f MB/s%s\033[K%s",
+		c->rf->local, run->folder_i, run->nfolders, done, n, mb,
+		el > 0 ? mb * 1000.0 / (double)el : 0.0, eta, force ? "\n" : "");
 }
 
 int sync_download(struct sync_fctx *c, const uint32_t *uids, size_t n)
@@ -218,6 +255,10 @@ int sync_download(struct sync_fctx *c, const uint32_t *uids, size_t n)
 	if (n == 0)
 		return 0;
 	c->d_failed = 0;
+	c->d_done = 0;
+	c->d_n = n;
+	c->d_t0_ms = sync_now_ms();
+	c->d_bytes0 = c->run->st->down_bytes;
 	if ((sets = sync_uid_sets(uids, n, &nsets)) == NULL)
 		return EX_OSERR;
 	imap_client_set_sink(c->run->cl, &sink);
@@ -243,6 +284,8 @@ int sync_download(struct sync_fctx *c, const uint32_t *uids, size_t n)
 		nt = 0;
 	}
 done:
+	if (c->run->o->progress)
+		sync_progress(c, c->d_done, n, 1);
 	imap_client_set_sink(c->run->cl, NULL);
 	if (c->b != NULL)
 		maildir_add_abort(c->b);

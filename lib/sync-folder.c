@@ -330,9 +330,9 @@ out:
 		(void)sync_download_checkpoint(c);	/* what was downloaded is recorded */
 	if (rc != 0)
 		snprintf(err, errlen, "%s", c->err[0] ? c->err : "failed");
-	if (run->o->progress && run->st->down + run->st->up > 0)
-		fprintf(stderr, "\r%s: %llu messages down, %llu up\n", rf->name, run->st->down,
-			run->st->up);
+	if (run->o->progress && nup > 0 && rc == 0)
+		fprintf(stderr, "\r%s [%zu/%zu]: %zu up\033[K\n", rf->local, run->folder_i,
+			run->nfolders, nup);
 	free(lpaired);
 	free(rch);
 	free(rexp);

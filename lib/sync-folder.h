@@ -29,9 +29,19 @@ struct sync_run {
 	struct imap_client *cl;
 	unsigned caps;
 	int selected;			/* a SELECT went out: maybe a folder is selected */
+	/* progress on a terminal (sync_opts.progress) */
+	long long t0_ms;		/* when the run started */
+	size_t folder_i, nfolders;	/* this folder is the folder_i-th of nfolders synced */
+	unsigned long long msgs_all;	/* MESSAGES of the synced provider folders */
+	unsigned long long msgs_before;	/* ... of those already done */
+	long long shown_ms;		/* last progress line */
+	size_t prev_i;			/* the folder before this one (index in the list) */
 	char root[PATH_MAX];		/* local Maildir root (INBOX) */
 	char statedir[PATH_MAX];
 };
+
+/* CLOCK_MONOTONIC in milliseconds. */
+long long sync_now_ms(void);
 
 /* Reads the password file, connects and logs in to A's provider. */
 int sync_connect_login(const struct config_account *a, int debug, struct imap_client **out,
@@ -92,6 +102,9 @@ struct sync_fctx {
 	size_t npend, cappend;
 	struct sync_newmsg *rnew;
 	size_t nrnew, caprnew;
+	size_t d_done, d_n;		/* downloads stored / planned (progress) */
+	long long d_t0_ms;
+	unsigned long long d_bytes0;
 	int failed;
 	char err[512];
 };
@@ -100,6 +113,13 @@ struct sync_fctx {
  * The functions below return 0 or a sysexits code with the reason in
  * c->err; EX_UNAVAILABLE/EX_PROTOCOL mean the connection is gone.
  */
+
+/*
+ * sync-download.c: the progress line (a terminal only): the folder's
+ * downloads DONE of N with bytes and rate, and the whole run's share of the
+ * provider's messages with an ETA.  FORCE: now, else at most 4 a second.
+ */
+void sync_progress(struct sync_fctx *c, size_t done, size_t n, int force);
 
 /* sync-folder.c: writes the state; until FINAL, one that makes the next run look again. */
 int sync_folder_save_state(struct sync_fctx *c, int final);

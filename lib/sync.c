@@ -356,7 +356,7 @@ static int ensure_local(const char *root, const char *name, char *err, size_t er
 	return maildir_folder_init(dir, err, errlen);
 }
 
-static long long now_ms(void)
+long long sync_now_ms(void)
 {
 	struct timespec ts;
 
@@ -424,7 +424,7 @@ static int remote_answers(struct remote_start *r, const char *tag_en, const char
 static void *remote_start_run(void *arg)
 {
 	struct remote_start *r = arg;
-	long long t0 = now_ms();
+	long long t0 = sync_now_ms();
 	char tag_in[16], tag_en[16] = "", tag_ls[16], e2[512], *pw;
 	const char *sent_list = NULL;
 	int enabled = 0, list_rc = -1, have_caps, rc;
@@ -448,7 +448,7 @@ static void *remote_start_run(void *arg)
 		r->rc = login_refused(r->a, rc, e2, &r->cl, r->err, sizeof(r->err));
 		return NULL;
 	}
-	r->ms_login = now_ms() - t0;
+	r->ms_login = sync_now_ms() - t0;
 	if (sent_list != NULL &&
 	    (r->rc = remote_answers(r, tag_en, tag_ls, &enabled, &list_rc)) != 0)
 		return NULL;
@@ -471,7 +471,7 @@ static void *remote_start_run(void *arg)
 	}
 	if (!want_qresync(r->caps) || !enabled)
 		r->caps &= ~(unsigned)IMAP_CAP_QRESYNC;
-	r->ms_list = now_ms() - t0 - r->ms_login;
+	r->ms_list = sync_now_ms() - t0 - r->ms_login;
 	return NULL;
 }
 
@@ -485,7 +485,7 @@ static int remote_reuse(struct remote_start *r, struct sync_session *keep)
 {
 	char tag_en[16] = "", tag_ls[16];
 	int enabled = 0, list_rc = -1, rc;
-	long long t0 = now_ms();
+	long long t0 = sync_now_ms();
 
 	r->cl = keep->cl;
 	keep->cl = NULL;
@@ -498,7 +498,7 @@ static int remote_reuse(struct remote_start *r, struct sync_session *keep)
 		keep->qresync |= enabled;
 		if (!want_qresync(r->caps) || !keep->qresync)
 			r->caps &= ~(unsigned)IMAP_CAP_QRESYNC;
-		r->ms_list = now_ms() - t0;
+		r->ms_list = sync_now_ms() - t0;
 		return 0;
 	}
 	log_info("session_lost", "account=%s error=%s action=login", r->a->name, log_q(r->err));
@@ -582,7 +582,7 @@ int sync_account(const struct config *cfg, const struct config_account *a,
 	char lockpath[PATH_MAX + 8], e2[512];
 	char sep = '/';
 	int lockfd = -1, rc, worst = 0, have_fl, threaded, reused = 0;
-	long long t0 = now_ms(), ms_local, ms_wait;
+	long long t0 = sync_now_ms(), ms_local, ms_wait;
 	pthread_t th;
 	size_t i;
 
@@ -611,7 +611,7 @@ int sync_account(const struct config *cfg, const struct config_account *a,
 	if (keep != NULL && keep->cl != NULL && remote_reuse(&rs, keep) == 0) {
 		threaded = 0;
 		reused = 1;
-		t0 = now_ms();	/* local_ms: the local half only */
+		t0 = sync_now_ms();	/* local_ms: the local half only */
 	} else {
 		threaded = !o->debug && pthread_create(&th, NULL, remote_start_run, &rs) == 0;
 		if (!threaded)
@@ -628,10 +628,10 @@ int sync_account(const struct config *cfg, const struct config_account *a,
 		goto out;
 	}
 	have_fl = folders_list(run.root, &fl, e2, sizeof(e2)) == 0;
-	ms_local = now_ms() - t0;
+	ms_local = sync_now_ms() - t0;
 	if (threaded)
 		pthread_join(th, NULL);
-	ms_wait = now_ms() - t0 - ms_local;
+	ms_wait = sync_now_ms() - t0 - ms_local;
 	run.cl = rs.cl;
 	run.caps = rs.caps;
 	l = rs.l;
@@ -701,6 +701,12 @@ int sync_account(const struct config *cfg, const struct config_account *a,
 		}
 	}
 
+	run.t0_ms = t0;
+	for (i = 0; i < l.n; i++)
+		if (l.v[i].local != NULL) {
+			run.nfolders++;
+			run.msgs_all += l.v[i].messages;
+		}
 	for (i = 0; i < l.n; i++) {
 		const struct sync_rfolder *f = &l.v[i];
 
@@ -708,6 +714,10 @@ int sync_account(const struct config *cfg, const struct config_account *a,
 			break;
 		if (f->local == NULL)
 			continue;
+		run.folder_i++;
+		if (run.folder_i > 1)
+			run.msgs_before += l.v[run.prev_i].messages;
+		run.prev_i = i;
 		if (!o->dry_run) {
 			char dir[PATH_MAX];
 

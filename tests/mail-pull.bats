@@ -462,6 +462,26 @@ interval = 1"
 	[ "$(remote_count Batch)" -eq 153 ]
 }
 
+@test "progress on a terminal: per folder messages, MB and rate, the run's share and ETA; none when not a terminal" {
+	pimap '
+for i in range(300):
+    c.append("INBOX", None, None, b"From: a@example.com\r\nMessage-ID: <p-%d@test>\r\n\r\n%s\r\n" % (i, b"x" * 4000))
+'
+	# script(1) gives mail-pull a terminal
+	run script -qec "mail-pull -c '$T/mk.conf'" /dev/null
+	assert_success
+	printf '%s\n' "$output" | tr '\r' '\n' > "$T/progress.txt"
+	grep -E '^INBOX \[[0-9]+/3\]: 303/303 down, 1\.[0-9] MB, [0-9.]+ MB/s; all [0-9]+%, ETA [0-9]+:[0-9]{2}' \
+		"$T/progress.txt" || { cat "$T/progress.txt"; false; }
+	grep -qE '^Junk \[[0-9]+/3\]: 2/2 down' "$T/progress.txt"
+	[ "$(count "$M")" -eq 303 ]
+	# not a terminal: no progress lines
+	pimap 'c.append("INBOX", None, None, b"From: a@example.com\r\nMessage-ID: <p-last@test>\r\n\r\nx\r\n")'
+	run mail-pull -c "$T/mk.conf"
+	assert_success
+	refute_output --partial ' down, '
+}
+
 @test "adopting a tree made by mbsync 1.4 (SHB channel) + dovecot: no transfer either way" {
 	# SHB syncs folder names verbatim: Spam stays Spam
 	write_conf imaps "$MK_PROVIDER_IMAPS_PORT" "$MK_PROVIDER_CA" "map_junk = Junk"
