@@ -8,7 +8,9 @@
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <poll.h>
 #include <string.h>
+#include <sys/inotify.h>
 #include <sys/stat.h>
 #include <sysexits.h>
 #include <time.h>
@@ -118,12 +120,47 @@ static int override_stale(const char *lock_path, int stale_secs)
 	return unlink(lock_path) == 0 || errno == ENOENT;
 }
 
+/*
+ * A watch on the directory of LOCK_PATH for removals: a waiter wakes when
+ * the holder unlinks the lock instead of sleeping past it.  -1 if none.
+ */
+static int watch_removal(const char *lock_path)
+{
+	char dir[4096];
+	int fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+
+	if (fd < 0)
+		return -1;
+	fsutil_dirname(lock_path, dir, sizeof(dir));
+	if (inotify_add_watch(fd, dir, IN_DELETE | IN_MOVED_FROM) < 0) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+/* Waits up to US microseconds, less when WFD (a watch, or -1) reports a removal. */
+static void wait_removal(int wfd, long us)
+{
+	struct pollfd p = { .fd = wfd, .events = POLLIN };
+	char drain[4096];
+
+	if (wfd < 0) {
+		usleep((useconds_t)us);
+		return;
+	}
+	if (poll(&p, 1, (int)((us + 999) / 1000)) > 0)
+		while (read(wfd, drain, sizeof(drain)) > 0)
+			;
+}
+
 int dotlock_take(const char *path, int wait_secs, int stale_secs,
 		 struct dotlock **out, char *err, size_t errlen)
 {
 	char lock_path[4096];
 	struct timespec start, now;
 	long sleep_us = 250;
+	int wfd = -1, watched = 0, rc;
 
 	*out = NULL;
 	if ((size_t)snprintf(lock_path, sizeof(lock_path), "%s.lock", path) >= sizeof(lock_path)) {
@@ -136,14 +173,17 @@ int dotlock_take(const char *path, int wait_secs, int stale_secs,
 
 		err[0] = '\0';
 		r = try_create(lock_path, out, err, errlen);
-		if (r == 0)
-			return 0;
+		if (r == 0) {
+			rc = 0;
+			break;
+		}
 		if (r < 0) {
 			int e = errno;
 
 			if (err[0] == '\0')
 				snprintf(err, errlen, "create %s: %s", lock_path, strerror(e));
-			return fsutil_errno_code(e);
+			rc = fsutil_errno_code(e);
+			break;
 		}
 		if (override_stale(lock_path, stale_secs))
 			continue;
@@ -151,18 +191,28 @@ int dotlock_take(const char *path, int wait_secs, int stale_secs,
 		if (now.tv_sec - start.tv_sec >= wait_secs) {
 			snprintf(err, errlen, "%s: locked by another process (timeout %ds)",
 				 lock_path, wait_secs);
-			return EX_TEMPFAIL;
+			rc = EX_TEMPFAIL;
+			break;
+		}
+		if (!watched) {
+			/* armed before the next try: a removal after it wakes us */
+			watched = 1;
+			if ((wfd = watch_removal(lock_path)) >= 0)
+				continue;
 		}
 		/*
-		 * Randomized backoff so that waiters do not move in lockstep.
-		 * Holders keep a uidlist lock for about a millisecond: a waiter
-		 * that slept 50-100 ms made every APPEND under contention wait
-		 * that long, so the sleep stays under 16 ms.
+		 * Randomized backoff so that waiters do not move in lockstep
+		 * (the watch wakes them at once; the timeout is for file
+		 * systems without inotify).  Holders keep a uidlist lock for
+		 * well under a millisecond: the sleep stays under 16 ms.
 		 */
-		usleep((useconds_t)(sleep_us + rand() % sleep_us));
+		wait_removal(wfd, sleep_us + rand() % sleep_us);
 		if (sleep_us < 8000)
 			sleep_us *= 2;
 	}
+	if (wfd >= 0)
+		close(wfd);
+	return rc;
 }
 
 void dotlock_touch(struct dotlock *lk)

@@ -138,9 +138,9 @@ void maildir_delivery_abort(struct maildir_delivery *d)
 	delivery_free(d);
 }
 
-/* rename into place + fsync; with UL, also the uidlist record. */
+/* rename into place, and fsync the directory when SYNC. */
 static int delivery_place(struct maildir_delivery *d, const char *sub, const char *name,
-			  char *err, size_t errlen)
+			  int sync, char *err, size_t errlen)
 {
 	char to[PATH_BUF], dir[PATH_BUF];
 
@@ -152,8 +152,54 @@ static int delivery_place(struct maildir_delivery *d, const char *sub, const cha
 		return fsutil_errno_code(e);
 	}
 	snprintf(d->placed, sizeof(d->placed), "%s", to);
+	if (!sync)
+		return 0;
 	snprintf(dir, sizeof(dir), "%s/%s", d->dir, sub);
 	return fsutil_fsync_dir(dir, err, errlen);
+}
+
+/*
+ * After the lock: makes the rename into SUB and the uidlist records in
+ * UL_FD durable now, or hands them to the flush of DEFER_TO.  Closes UL_FD.
+ */
+static int delivery_durable(struct maildir_delivery *d, const char *sub, int ul_fd,
+			    struct maildir_folder *defer_to, char *err, size_t errlen)
+{
+	char dir[PATH_BUF];
+	int r;
+
+	if (defer_to != NULL) {
+		defer_to->dirty |= strcmp(sub, "new") == 0 ? MAILDIR_DIRTY_NEW : MAILDIR_DIRTY_CUR;
+		if (ul_fd < 0)
+			return 0;
+		if (defer_to->dirty & MAILDIR_DIRTY_UIDLIST) {
+			/* one file kept open: make the older append durable now */
+			if (fsync(defer_to->dirty_fd) < 0) {
+				int e = errno;
+
+				close(ul_fd);
+				snprintf(err, errlen, "fsync %s/" UIDLIST_NAME ": %s", d->dir,
+					 strerror(e));
+				return fsutil_errno_code(e);
+			}
+			close(defer_to->dirty_fd);
+		}
+		defer_to->dirty |= MAILDIR_DIRTY_UIDLIST;
+		defer_to->dirty_fd = ul_fd;
+		return 0;
+	}
+	snprintf(dir, sizeof(dir), "%s/%s", d->dir, sub);
+	r = fsutil_fsync_dir(dir, err, errlen);
+	if (ul_fd >= 0) {
+		if (fsync(ul_fd) < 0 && r == 0) {
+			int e = errno;
+
+			snprintf(err, errlen, "fsync %s/" UIDLIST_NAME ": %s", d->dir, strerror(e));
+			r = fsutil_errno_code(e);
+		}
+		close(ul_fd);
+	}
+	return r;
 }
 
 int maildir_delivery_commit(struct maildir_delivery *d, const struct maildir_commit *c,
@@ -165,7 +211,7 @@ int maildir_delivery_commit(struct maildir_delivery *d, const struct maildir_com
 	struct dotlock *lk = NULL;
 	struct uidlist *ul = NULL;
 	const char *sub;
-	int r, fresh_ul = 0;
+	int r, fresh_ul = 0, ul_fd = -1, placed_nosync = 0;
 	uint32_t got = 0;
 
 	if (uid)
@@ -208,7 +254,7 @@ int maildir_delivery_commit(struct maildir_delivery *d, const struct maildir_com
 		snprintf(name, sizeof(name), "%s", base);
 	}
 	if (!c->assign_uid) {
-		r = delivery_place(d, sub, name, err, errlen);
+		r = delivery_place(d, sub, name, 1, err, errlen);
 		goto done;
 	}
 	snprintf(ulpath, sizeof(ulpath), "%s/" UIDLIST_NAME, d->dir);
@@ -229,7 +275,12 @@ int maildir_delivery_commit(struct maildir_delivery *d, const struct maildir_com
 			goto done;
 		}
 	}
-	if ((r = delivery_place(d, sub, name, err, errlen)) != 0)
+	/*
+	 * Under the lock only the rename and the record (a reader that sees
+	 * the file without its record waits for this lock): the fsyncs of
+	 * both come after it, before the caller acknowledges.
+	 */
+	if ((r = delivery_place(d, sub, name, fresh_ul, err, errlen)) != 0)
 		goto done;
 	if (fresh_ul) {
 		/* Write the header only; the sync below numbers every file. */
@@ -253,10 +304,17 @@ int maildir_delivery_commit(struct maildir_delivery *d, const struct maildir_com
 		r = EX_SOFTWARE;
 		goto done;
 	}
-	r = uidlist_append(d->dir, ul, ul->nrecs - 1, err, errlen);
+	r = uidlist_append_nosync(d->dir, ul, ul->nrecs - 1, &ul_fd, err, errlen);
+	placed_nosync = 1;
 done:
 	dotlock_release(lk);
 	uidlist_free(ul);
+	if (placed_nosync) {
+		if (r == 0)
+			r = delivery_durable(d, sub, ul_fd, c->defer_to, err, errlen);
+		else if (ul_fd >= 0)
+			close(ul_fd);
+	}
 	if (r != 0) {
 		/*
 		 * Not acknowledged, so not delivered: remove the file wherever it

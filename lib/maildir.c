@@ -110,6 +110,8 @@ void maildir_folder_free(struct maildir_folder *f)
 {
 	if (f == NULL)
 		return;
+	if (f->dirty & MAILDIR_DIRTY_UIDLIST)
+		close(f->dirty_fd);
 	maildir_msgs_free(f);
 	free(f->path);
 	free(f);
@@ -474,6 +476,48 @@ int maildir_folder_sync(struct maildir_folder *f, unsigned flags, char *err, siz
 	return r;
 }
 
+int maildir_folder_flush(struct maildir_folder *f, char *err, size_t errlen)
+{
+	static const struct { unsigned bit; const char *sub; } dirs[] = {
+		{ MAILDIR_DIRTY_CUR, "cur" }, { MAILDIR_DIRTY_NEW, "new" },
+	};
+	char d[PATH_BUF];
+	int r = 0;
+
+	for (size_t i = 0; i < 2; i++) {
+		if (!(f->dirty & dirs[i].bit))
+			continue;
+		snprintf(d, sizeof(d), "%s/%s", f->path, dirs[i].sub);
+		if (r == 0)
+			r = fsutil_fsync_dir(d, err, errlen);
+	}
+	if (f->dirty & MAILDIR_DIRTY_UIDLIST) {
+		/* the file the records went to, even if a rewrite replaced it since */
+		if (fsync(f->dirty_fd) < 0 && r == 0) {
+			int e = errno;
+
+			snprintf(err, errlen, "fsync %s/" UIDLIST_NAME ": %s", f->path, strerror(e));
+			r = fsutil_errno_code(e);
+		}
+		close(f->dirty_fd);
+	}
+	f->dirty = 0;
+	return r;
+}
+
+/* fsyncs directory SUB ("cur", "new") of F now, or marks it for the flush. */
+static int sync_dir(struct maildir_folder *f, const char *sub, char *err, size_t errlen)
+{
+	char d[PATH_BUF];
+
+	if (f->defer_fsync) {
+		f->dirty |= strcmp(sub, "new") == 0 ? MAILDIR_DIRTY_NEW : MAILDIR_DIRTY_CUR;
+		return 0;
+	}
+	snprintf(d, sizeof(d), "%s/%s", f->path, sub);
+	return fsutil_fsync_dir(d, err, errlen);
+}
+
 static long msg_index(const struct maildir_folder *f, uint32_t uid)
 {
 	size_t lo = 0, hi = f->nmsgs;
@@ -555,7 +599,7 @@ static int msg_locate(struct maildir_folder *f, struct maildir_msg *m, char *err
 int maildir_msg_set_flags(struct maildir_folder *f, uint32_t uid, unsigned flags,
 			  uint32_t keywords, char *err, size_t errlen)
 {
-	char from[PATH_BUF], to[PATH_BUF], nname[MAILDIR_NAME_MAX + 1], d[PATH_BUF];
+	char from[PATH_BUF], to[PATH_BUF], nname[MAILDIR_NAME_MAX + 1];
 	struct dotlock *lk;
 	struct maildir_msg *m;
 	long i = msg_index(f, uid);
@@ -585,9 +629,6 @@ int maildir_msg_set_flags(struct maildir_folder *f, uint32_t uid, unsigned flags
 		r = fsutil_errno_code(e);
 		goto out;
 	}
-	snprintf(d, sizeof(d), "%s/cur", f->path);
-	if ((r = fsutil_fsync_dir(d, err, errlen)) != 0)
-		goto out;
 	if (maildir_msg_set_name(f, m, nname) < 0) {
 		snprintf(err, errlen, "out of memory");
 		r = EX_OSERR;
@@ -598,15 +639,18 @@ int maildir_msg_set_flags(struct maildir_folder *f, uint32_t uid, unsigned flags
 	m->keywords = keywords;
 out:
 	dotlock_release(lk);
+	/* the disk wait after the lock: other writers need not wait for it */
+	if (r == 0)
+		r = sync_dir(f, "cur", err, errlen);
 	return r;
 }
 
 int maildir_msg_expunge(struct maildir_folder *f, uint32_t uid, char *err, size_t errlen)
 {
-	char path[PATH_BUF], d[PATH_BUF];
+	char path[PATH_BUF];
 	struct dotlock *lk;
 	long i = msg_index(f, uid);
-	int r;
+	int r, unlinked = 0, in_new = 0;
 
 	if (i < 0) {
 		snprintf(err, errlen, "%s: no message with UID %u", f->path, uid);
@@ -616,21 +660,23 @@ int maildir_msg_expunge(struct maildir_folder *f, uint32_t uid, char *err, size_
 		return r;
 	r = msg_locate(f, &f->msgs[i], err, errlen);
 	if (r == 0) {
-		snprintf(path, sizeof(path), "%s/%s/%s", f->path,
-			 f->msgs[i].in_new ? "new" : "cur", f->msgs[i].fname);
-		snprintf(d, sizeof(d), "%s/%s", f->path, f->msgs[i].in_new ? "new" : "cur");
+		in_new = f->msgs[i].in_new;
+		snprintf(path, sizeof(path), "%s/%s/%s", f->path, in_new ? "new" : "cur",
+			 f->msgs[i].fname);
 		if (unlink(path) < 0 && errno != ENOENT) {
 			int e = errno;
 
 			snprintf(err, errlen, "unlink %s: %s", path, strerror(e));
 			r = fsutil_errno_code(e);
 		} else {
-			r = fsutil_fsync_dir(d, err, errlen);
+			unlinked = 1;
 		}
 	} else if (r == EX_NOINPUT) {
 		r = 0;		/* already gone: the same result */
 	}
 	dotlock_release(lk);
+	if (unlinked)
+		r = sync_dir(f, in_new ? "new" : "cur", err, errlen);
 	if (r == 0) {
 		maildir_msg_set_name(f, &f->msgs[i], NULL);
 		memmove(&f->msgs[i], &f->msgs[i + 1], (f->nmsgs - (size_t)i - 1) * sizeof(f->msgs[0]));

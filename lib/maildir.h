@@ -75,7 +75,20 @@ struct maildir_folder {
 	struct maildir_stamp seen_new, seen_cur, seen_ul;
 	time_t synced_at;	/* when the scan behind msgs started; 0: never */
 	int64_t stamped_ns;	/* when seen_* were taken (CLOCK_REALTIME) */
+	/*
+	 * defer_fsync set by the owner: maildir_msg_set_flags() and
+	 * maildir_msg_expunge() leave the directory fsync to
+	 * maildir_folder_flush(), which must run before the change is
+	 * acknowledged.  An IMAP session changes files while other sessions
+	 * wait for its modseq lock; the disk wait comes after that lock.
+	 */
+	int defer_fsync;
+	unsigned dirty;		/* MAILDIR_DIRTY_* awaiting maildir_folder_flush() */
+	int dirty_fd;		/* the uidlist appended to (MAILDIR_DIRTY_UIDLIST) */
 };
+#define MAILDIR_DIRTY_CUR 1u
+#define MAILDIR_DIRTY_NEW 2u
+#define MAILDIR_DIRTY_UIDLIST 4u
 
 struct maildir_status {
 	uint32_t messages, unseen, recent, uidnext, uidvalidity;
@@ -122,6 +135,13 @@ int maildir_folder_sync(struct maildir_folder *f, unsigned flags, char *err, siz
 /* 1 when a sync would find nothing new: three stat(2)s, no lock, no read. */
 int maildir_folder_unchanged(const struct maildir_folder *f);
 
+/*
+ * Makes the changes deferred by defer_fsync durable: fsyncs cur/ and new/
+ * (those changed) and the uidlist appended to.  0, or a sysexits code (the
+ * changes happened but may not survive a crash: do not acknowledge them).
+ */
+int maildir_folder_flush(struct maildir_folder *f, char *err, size_t errlen);
+
 /* The message with UID, or NULL (binary search). */
 const struct maildir_msg *maildir_folder_find(const struct maildir_folder *f, uint32_t uid);
 
@@ -156,6 +176,13 @@ struct maildir_commit {
 	time_t mtime;		/* INTERNALDATE; 0 = now */
 	int assign_uid;		/* take the lock and give the UID now (APPEND) */
 	int to_cur;		/* place in cur/ even without flags (not \Recent) */
+	/*
+	 * With assign_uid: leave the fsyncs of the directory and of the
+	 * uidlist to maildir_folder_flush(DEFER_TO) (a struct of the same
+	 * folder).  The message is visible with its UID on return, durable
+	 * only after the flush.  NULL: durable on return.
+	 */
+	struct maildir_folder *defer_to;
 };
 
 int maildir_delivery_begin(const char *dir, struct maildir_delivery **out,

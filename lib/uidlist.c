@@ -429,14 +429,15 @@ int uidlist_write(const char *dir, const struct uidlist *ul, char *err, size_t e
 	return r;
 }
 
-int uidlist_append(const char *dir, const struct uidlist *ul, size_t from,
-		   char *err, size_t errlen)
+static int append_records(const char *dir, const struct uidlist *ul, size_t from, int sync,
+			  int *fd_out, char *err, size_t errlen)
 {
 	char path[4096];
 	char *buf;
 	size_t len;
 	int fd, e;
 
+	*fd_out = -1;
 	if (from >= ul->nrecs)
 		return 0;
 	snprintf(path, sizeof(path), "%s/" UIDLIST_NAME, dir);
@@ -452,7 +453,7 @@ int uidlist_append(const char *dir, const struct uidlist *ul, size_t from,
 		return fsutil_errno_code(e);
 	}
 	/* One write(): a reader without the lock sees whole lines or none. */
-	if (fsutil_write_all(fd, buf, len) < 0 || fsync(fd) < 0) {
+	if (fsutil_write_all(fd, buf, len) < 0 || (sync && fsync(fd) < 0)) {
 		e = errno;
 		free(buf);
 		close(fd);
@@ -460,10 +461,28 @@ int uidlist_append(const char *dir, const struct uidlist *ul, size_t from,
 		return fsutil_errno_code(e);
 	}
 	free(buf);
+	if (!sync) {
+		*fd_out = fd;
+		return 0;
+	}
 	if (close(fd) < 0) {
 		e = errno;
 		snprintf(err, errlen, "close %s: %s", path, strerror(e));
 		return fsutil_errno_code(e);
 	}
 	return 0;
+}
+
+int uidlist_append(const char *dir, const struct uidlist *ul, size_t from,
+		   char *err, size_t errlen)
+{
+	int fd;
+
+	return append_records(dir, ul, from, 1, &fd, err, errlen);
+}
+
+int uidlist_append_nosync(const char *dir, const struct uidlist *ul, size_t from, int *fd,
+			  char *err, size_t errlen)
+{
+	return append_records(dir, ul, from, 0, fd, err, errlen);
 }

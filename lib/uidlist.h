@@ -112,4 +112,13 @@ int uidlist_write(const char *dir, const struct uidlist *ul, char *err, size_t e
  */
 int uidlist_append(const char *dir, const struct uidlist *ul, size_t from,
 		   char *err, size_t errlen);
+
+/*
+ * The same without the fsync: the file written to stays open in *fd for the
+ * caller to fsync (and close) before acknowledging, which it may do after
+ * releasing the lock - the records are in that file, and a rewrite under
+ * the lock that replaced it since was fsynced with them.
+ */
+int uidlist_append_nosync(const char *dir, const struct uidlist *ul, size_t from, int *fd,
+			  char *err, size_t errlen);
 #endif
