@@ -470,9 +470,8 @@ static void fetch_set_seen(struct imapd *s, const unsigned char *mask, unsigned 
 	uint64_t newms = 0;
 	size_t k = 0;
 	char err[512];
-	int locked = imapd_sel_lock(sel), any = 0;
+	int locked = imapd_sel_lock_current(sel), any = 0;
 
-	imapd_sel_refresh(sel, locked, 0);
 	for (size_t i = 0; i < sel->n; i++) {
 		struct imapd_msg *m = &sel->view[i];
 		const struct maildir_msg *dm;

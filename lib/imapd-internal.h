@@ -20,8 +20,6 @@
 
 #define MSG_GONE (1 << 9)	/* expunged on disk, not yet reported */
 
-#define MSG_GONE (1 << 9)	/* expunged on disk, not yet reported */
-
 struct imapd_selected {
 	char name[1025];
 	char dir[4096];
@@ -76,6 +74,8 @@ void imapd_add_uid_ranges(struct imap_string *o, const uint32_t *v, size_t n);
 /* The modseq store around a change: lock, rescan under the lock, unlock. */
 int imapd_sel_lock(struct imapd_selected *sel);
 int imapd_sel_refresh(struct imapd_selected *sel, int locked, int move_new);
+/* The lock and a current folder, rescanning under it only when needed. */
+int imapd_sel_lock_current(struct imapd_selected *sel);
 void imapd_sel_unlock(struct imapd_selected *sel, int locked);
 uint64_t imapd_ms_walk(const struct imapd_selected *sel, uint32_t uid, size_t *k, uint64_t dflt);
 /* Untagged FETCH (UID/FLAGS/MODSEQ) for view entry IDX. */
@@ -89,6 +89,12 @@ long imapd_resolve_set(struct imapd *s, const char *tag, const struct imap_arg *
 		       unsigned char **mask);
 int imapd_fetch_msg_open(struct imapd *s, uint32_t uid, struct imapd_fetch_msg *fm, int what);
 void imapd_fetch_msg_close(struct imapd_fetch_msg *fm);
+/*
+ * Makes the selected folder's deferred file changes durable (a STORE's
+ * renames, an EXPUNGE's unlinks, an APPEND's rename and UID record); run
+ * before every tagged response.  0, or -1 (logged): do not answer OK.
+ */
+int imapd_select_flush(struct imapd *s);
 /* Forgets the envelopes kept for the selected mailbox (on every SELECT/close). */
 void imapd_fetch_cache_reset(void);
 /* The CRLF size of a message: ,W= from its name when present, else counted. */

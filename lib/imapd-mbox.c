@@ -4,6 +4,7 @@
  * (UN)SUBSCRIBE, SELECT/EXAMINE, APPEND and NAMESPACE.
  */
 #include "imapd.h"
+#include "imapd-internal.h"
 
 #include "conn.h"
 #include "folders.h"
@@ -11,6 +12,7 @@
 #include "log.h"
 #include "mailbox-name.h"
 #include "maildir.h"
+#include "modseq.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -482,6 +484,7 @@ void imapd_cmd_delete(struct imapd *s, const struct imap_command *cmd)
 	/* deleting the selected mailbox closes it */
 	if (s->sel != NULL && strcmp(imapd_select_name(s), name) == 0)
 		imapd_select_close(s, 0);
+	imapd_select_forget(s);
 	rc = folder_delete(s->maildir, name, err, sizeof(err));
 	if (rc != 0) {
 		answer_folder_error(s, cmd->tag, rc, err);
@@ -504,6 +507,7 @@ void imapd_cmd_rename(struct imapd *s, const struct imap_command *cmd)
 			       sizeof(dir)) != 0 ||
 	    imapd_mailbox_path(s, cmd->tag, &cmd->args[1], to, sizeof(to), dir, sizeof(dir)) != 0)
 		return;
+	imapd_select_forget(s);	/* a kept folder could be the one renamed */
 	rc = folder_rename(s->maildir, from, to, err, sizeof(err));
 	if (rc != 0) {
 		answer_folder_error(s, cmd->tag, rc, err);
@@ -724,6 +728,34 @@ static int append_flags(struct imapd *s, const char *dir, const struct imap_arg 
 	return 0;
 }
 
+/*
+ * Commits an APPEND.  Into the selected folder it happens under that
+ * folder's modseq lock, and the arrival is logged in the same step: the
+ * other sessions' lock-free catch-up (imapd-select.c) never sees the new
+ * file without its modseq, so they need not queue for the lock.  The fsyncs
+ * come after the lock, before the tagged OK (imapd_select_flush).
+ */
+static int append_commit(struct imapd *s, const char *dir, struct maildir_delivery *d,
+			 struct maildir_commit *c, uint32_t *uid, char *err, size_t errlen)
+{
+	struct imapd_selected *sel = s->state == IMAPD_SELECTED ? s->sel : NULL;
+	char e2[512] = "out of memory";
+	int locked = 0, rc;
+
+	if (sel != NULL && sel->ms != NULL && strcmp(sel->dir, dir) == 0) {
+		c->defer_to = sel->folder;
+		locked = imapd_sel_lock(sel);
+	}
+	rc = maildir_delivery_commit(d, c, uid, NULL, 0, err, errlen);
+	if (rc == 0 && locked && *uid != 0 &&
+	    (modseq_stage_set(sel->ms, *uid, c->flags, c->keywords) != 0 ||
+	     modseq_commit(sel->ms, NULL, e2, sizeof(e2)) != 0))
+		log_warn("modseq", "folder=%s error=%s", log_q(sel->name), log_q(e2));
+	if (locked)
+		imapd_sel_unlock(sel, locked);
+	return rc;
+}
+
 void imapd_cmd_append(struct imapd *s, const struct imap_command *cmd)
 {
 	const struct imap_arg *a = cmd->args, *flags = NULL, *date = NULL, *lit;
@@ -796,7 +828,7 @@ void imapd_cmd_append(struct imapd *s, const struct imap_command *cmd)
 	if (rc == 0)
 		rc = maildir_delivery_copy_fd(d, s->staged[0].fd, -1, err, sizeof(err));
 	if (rc == 0) {
-		rc = maildir_delivery_commit(d, &c, &uid, NULL, 0, err, sizeof(err));
+		rc = append_commit(s, dir, d, &c, &uid, err, sizeof(err));
 		d = NULL;
 	}
 	if (rc != 0) {

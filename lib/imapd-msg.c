@@ -241,12 +241,13 @@ void imapd_cmd_store(struct imapd *s, const struct imap_command *cmd)
 		return;
 	}
 	/*
-	 * Under the modseq lock: rescan, so that +FLAGS starts from the flags
-	 * on disk (not a stale view) and UNCHANGEDSINCE compares with the
-	 * latest modseq; then rename the files and record one new modseq.
+	 * Under the modseq lock, with the folder current (rescanned if need
+	 * be): +FLAGS starts from the flags on disk (not a stale view) and
+	 * UNCHANGEDSINCE compares with the latest modseq; then rename the
+	 * files and record one new modseq.  The fsync of cur/ comes after the
+	 * lock, before the tagged OK (imapd_select_flush).
 	 */
-	locked = imapd_sel_lock(sel);
-	imapd_sel_refresh(sel, locked, 0);
+	locked = imapd_sel_lock_current(sel);
 	for (size_t i = 0; i < sel->n; i++) {
 		struct imapd_msg *m = &sel->view[i];
 		const struct maildir_msg *dm;

@@ -193,6 +193,52 @@ int imapd_sel_refresh(struct imapd_selected *sel, int locked, int move_new)
 	return 0;
 }
 
+/*
+ * Catches up without the modseq lock: reads what was logged since the last
+ * look, rescans the folder (in that order), and is done when the two agree.
+ * Every session of this server records its own changes under the lock in
+ * the same step as it makes them, so under load from our own sessions the
+ * two agree and readers never queue for the lock.  0 then (sel->highest
+ * updated); 1 when something on disk has no modseq yet - a change by
+ * dovecot, an MUA, mail-pull, or one being made right now - or new/ has
+ * mail to claim (unless ALLOW_NEW): only the lock may record that.
+ */
+static int sel_catch_up(struct imapd_selected *sel, int allow_new)
+{
+	struct maildir_folder *f = sel->folder;
+	uint32_t uv = f->uidvalidity;
+	char err[512];
+
+	if (sel->ms == NULL || modseq_peek(sel->ms, uv, err, sizeof(err)) != 0 ||
+	    maildir_folder_sync(f, 0, err, sizeof(err)) != 0 || f->uidvalidity != uv ||
+	    (!allow_new && folder_has_new(f)) || !modseq_matches(sel->ms, f->msgs, f->nmsgs))
+		return 1;
+	sel->highest = modseq_highest(sel->ms);
+	return 0;
+}
+
+/*
+ * Takes the modseq lock for a change, with the folder as current as a
+ * rescan under the lock would make it - but rescans under the lock only
+ * when needed: when the catch-up just before found the folder and the log
+ * in agreement and the lock read nothing newer, the scan is current (the
+ * sessions of this server log every file change before they let the lock
+ * go; a writer that does not lock can race a locked rescan just the same).
+ * Returns what imapd_sel_lock() returns.
+ */
+int imapd_sel_lock_current(struct imapd_selected *sel)
+{
+	int agreed = sel_catch_up(sel, 1) == 0;
+	uint64_t before = sel->ms != NULL ? modseq_highest(sel->ms) : 0;
+	int locked = imapd_sel_lock(sel);
+
+	if (!locked || !agreed || modseq_highest(sel->ms) != before)
+		imapd_sel_refresh(sel, locked, 0);
+	else
+		sel->highest = modseq_highest(sel->ms);
+	return locked;
+}
+
 /* The store's modseq of UID, walking *k forward (UIDs asked in ascending order). */
 uint64_t imapd_ms_walk(const struct imapd_selected *sel, uint32_t uid, size_t *k, uint64_t dflt)
 {
@@ -404,6 +450,8 @@ void imapd_select_sync(struct imapd *s, int allow_expunge)
 	if (maildir_folder_unchanged(sel->folder) && (sel->ms == NULL || !modseq_changed(sel->ms)) &&
 	    (sel->readonly || !folder_has_new(sel->folder))) {
 		r = 0;
+	} else if (sel_catch_up(sel, sel->readonly) == 0) {
+		r = 0;
 	} else {
 		locked = imapd_sel_lock(sel);
 		r = imapd_sel_refresh(sel, locked, !sel->readonly);
@@ -513,11 +561,25 @@ int imapd_select_watch_fd(struct imapd *s)
 	return s->sel ? s->sel->watch_fd : -1;
 }
 
+/* Makes the folder's deferred changes durable (maildir.h defer_fsync); 0 or -1 (logged). */
+static int sel_flush(struct imapd_selected *sel)
+{
+	char err[512];
+
+	if (sel->folder == NULL || sel->folder->dirty == 0)
+		return 0;
+	if (maildir_folder_flush(sel->folder, err, sizeof(err)) != 0) {
+		log_warn("fsync", "folder=%s error=%s", log_q(sel->name), log_q(err));
+		return -1;
+	}
+	return 0;
+}
+
 static void selected_free(struct imapd_selected *sel)
 {
 	if (sel == NULL)
 		return;
-	imapd_fetch_cache_reset();
+	sel_flush(sel);
 	if (sel->watch_fd >= 0)
 		close(sel->watch_fd);
 	if (sel->kw_loaded)
@@ -526,6 +588,57 @@ static void selected_free(struct imapd_selected *sel)
 	maildir_folder_free(sel->folder);
 	free(sel->view);
 	free(sel);
+}
+
+int imapd_select_flush(struct imapd *s)
+{
+	return s->sel != NULL ? sel_flush(s->sel) : 0;
+}
+
+void imapd_select_forget(struct imapd *s)
+{
+	selected_free(s->parked);
+	s->parked = NULL;
+}
+
+/* Keeps what a SELECT of the same folder can reuse; frees the rest. */
+static void selected_park(struct imapd *s, struct imapd_selected *sel)
+{
+	imapd_select_forget(s);
+	sel_flush(sel);
+	if (sel->folder == NULL || sel->ms == NULL) {
+		selected_free(sel);
+		return;
+	}
+	free(sel->view);
+	sel->view = NULL;
+	sel->n = sel->cap = 0;
+	if (sel->kw_loaded)
+		maildir_keywords_clear(&sel->kw);
+	sel->kw_loaded = 0;
+	s->parked = sel;
+}
+
+/*
+ * Takes the scan, modseq store and watch of the parked folder when it is
+ * DIR and still the same folder on disk; frees the parked one.  1 if taken.
+ */
+static int selected_unpark(struct imapd *s, struct imapd_selected *sel, const char *dir)
+{
+	struct imapd_selected *p = s->parked;
+	int taken = 0;
+
+	if (p != NULL && strcmp(p->dir, dir) == 0 && modseq_same_folder(p->ms)) {
+		sel->folder = p->folder;
+		sel->ms = p->ms;
+		sel->watch_fd = p->watch_fd;
+		p->folder = NULL;
+		p->ms = NULL;
+		p->watch_fd = -1;
+		taken = 1;
+	}
+	imapd_select_forget(s);
+	return taken;
 }
 
 static int open_watch(const char *dir)
@@ -549,7 +662,7 @@ int imapd_select_open(struct imapd *s, const char *tag, const char *name, const 
 	struct maildir_status st;
 	char err[512];
 	size_t i, k = 0;
-	uint32_t uv;
+	uint32_t uv, kept_uv = 0;
 	int locked;
 
 	if (sel == NULL) {
@@ -560,37 +673,46 @@ int imapd_select_open(struct imapd *s, const char *tag, const char *name, const 
 	snprintf(sel->name, sizeof(sel->name), "%s", name);
 	snprintf(sel->dir, sizeof(sel->dir), "%s", dir);
 	sel->readonly = readonly;
-	if (maildir_folder_open(dir, &sel->folder, err, sizeof(err)) != 0) {
-		log_warn("select", "folder=%s error=%s", log_q(name), log_q(err));
-		imapd_tagged(s, tag, "NO [SERVERBUG] Cannot open the mailbox. "
-			     "The administrator has been told.");
-		selected_free(sel);
-		return -1;
+	if (selected_unpark(s, sel, dir)) {
+		kept_uv = sel->folder->uidvalidity;
+	} else {
+		if (maildir_folder_open(dir, &sel->folder, err, sizeof(err)) != 0) {
+			log_warn("select", "folder=%s error=%s", log_q(name), log_q(err));
+			imapd_tagged(s, tag, "NO [SERVERBUG] Cannot open the mailbox. "
+				     "The administrator has been told.");
+			selected_free(sel);
+			return -1;
+		}
+		if (modseq_open(dir, &sel->ms, err, sizeof(err)) != 0)
+			log_warn("modseq", "folder=%s error=%s", log_q(name), log_q(err));
 	}
-	if (modseq_open(dir, &sel->ms, err, sizeof(err)) != 0)
-		log_warn("modseq", "folder=%s error=%s", log_q(name), log_q(err));
 	/*
-	 * One scan, under the modseq lock, which wants UIDVALIDITY: take it from
+	 * One scan, without the modseq lock when the folder and the log agree
+	 * (sel_catch_up), else under it.  Both want UIDVALIDITY: take it from
 	 * the uidlist's first line; a folder without one yet is scanned first.
 	 */
 	sel->folder->uidvalidity = imapd_read_uidvalidity(dir);
 	if (sel->folder->uidvalidity == 0 &&
 	    maildir_folder_sync(sel->folder, 0, err, sizeof(err)) != 0)
 		goto fail;
+	/* changes are made durable before their tagged OK (imapd_tagged) */
+	sel->folder->defer_fsync = 1;
 	uv = sel->folder->uidvalidity;
-	locked = imapd_sel_lock(sel);
-	if (imapd_sel_refresh(sel, locked, 0) != 0) {
-		imapd_sel_unlock(sel, locked);
-		snprintf(err, sizeof(err), "scan failed");
-		goto fail;
-	}
-	if (locked && sel->folder->uidvalidity != uv) {
-		/* recreated while we looked: take the lock again with the new value */
-		imapd_sel_unlock(sel, locked);
+	if (uv == 0 || sel_catch_up(sel, 1) != 0) {
 		locked = imapd_sel_lock(sel);
-		imapd_sel_refresh(sel, locked, 0);
+		if (imapd_sel_refresh(sel, locked, 0) != 0) {
+			imapd_sel_unlock(sel, locked);
+			snprintf(err, sizeof(err), "scan failed");
+			goto fail;
+		}
+		if (locked && sel->folder->uidvalidity != uv) {
+			/* recreated while we looked: take the lock again with the new value */
+			imapd_sel_unlock(sel, locked);
+			locked = imapd_sel_lock(sel);
+			imapd_sel_refresh(sel, locked, 0);
+		}
+		imapd_sel_unlock(sel, locked);
 	}
-	imapd_sel_unlock(sel, locked);
 	if (sel->highest == 0)
 		sel->highest = 1;
 	imapd_load_keywords(sel);
@@ -616,11 +738,14 @@ int imapd_select_open(struct imapd *s, const char *tag, const char *name, const 
 	sel->n = sel->folder->nmsgs;
 	sel->last_exists = (uint32_t)sel->n;
 	sel->last_recent = st.recent;
-	sel->watch_fd = open_watch(dir);
+	if (sel->watch_fd < 0)
+		sel->watch_fd = open_watch(dir);
 
 	if (s->sel != NULL)
 		imapd_select_close(s, 0);
-	imapd_fetch_cache_reset();
+	/* envelopes are kept by UID: still right for the same folder and UIDVALIDITY */
+	if (kept_uv == 0 || kept_uv != sel->folder->uidvalidity)
+		imapd_fetch_cache_reset();
 	s->sel = sel;
 	s->state = IMAPD_SELECTED;
 	if (p != NULL && (p->condstore || p->qresync))
@@ -661,12 +786,15 @@ fail:
 	return -1;
 }
 
-/* Expunges every \Deleted message of the view (silently if !report). */
-static int expunge_deleted(struct imapd *s, const struct imap_seqset *uids, int report)
+/*
+ * Expunges every \Deleted message of the view; with the modseq lock held
+ * (LOCKED), records the expunges in the same step.
+ */
+static int expunge_deleted(struct imapd *s, const struct imap_seqset *uids, int locked)
 {
 	struct imapd_selected *sel = s->sel;
 	char err[512];
-	int failed = 0;
+	int failed = 0, staged = 0;
 
 	for (size_t i = 0; i < sel->n; i++) {
 		struct imapd_msg *m = &sel->view[i];
@@ -679,9 +807,15 @@ static int expunge_deleted(struct imapd *s, const struct imap_seqset *uids, int 
 			log_warn("expunge", "folder=%s uid=%u error=%s", log_q(sel->name), m->uid,
 				 log_q(err));
 			failed = 1;
+		} else if (locked && modseq_stage_expunge(sel->ms, m->uid) == 0) {
+			staged = 1;
 		}
 	}
-	(void)report;
+	if (staged) {
+		if (modseq_commit(sel->ms, NULL, err, sizeof(err)) != 0)
+			log_warn("modseq", "folder=%s error=%s", log_q(sel->name), log_q(err));
+		sel->highest = modseq_highest(sel->ms);
+	}
 	return failed ? -1 : 0;
 }
 
@@ -691,7 +825,7 @@ void imapd_select_close(struct imapd *s, int expunge)
 		return;
 	if (expunge && !s->sel->readonly)
 		expunge_deleted(s, NULL, 0);
-	selected_free(s->sel);
+	selected_park(s, s->sel);
 	s->sel = NULL;
 	s->state = IMAPD_AUTH;
 }
@@ -716,10 +850,9 @@ void imapd_cmd_close(struct imapd *s, const struct imap_command *cmd)
 		return;
 	}
 	/* with QRESYNC the client learns the modseq of its expunges (as dovecot) */
+	locked = imapd_sel_lock_current(sel);
 	if (!sel->readonly && sel->n > 0)
-		expunge_deleted(s, NULL, 0);
-	locked = imapd_sel_lock(sel);
-	imapd_sel_refresh(sel, locked, 0);
+		expunge_deleted(s, NULL, locked);
 	imapd_sel_unlock(sel, locked);
 	highest = sel->highest;
 	imapd_select_close(s, 0);
@@ -752,7 +885,14 @@ void imapd_cmd_expunge(struct imapd *s, const struct imap_command *cmd)
 		imapd_tagged(s, cmd->tag, "BAD EXPUNGE takes no arguments.");
 		return;
 	}
-	rc = s->sel->n ? expunge_deleted(s, cmd->uid ? &uids : NULL, 1) : 0;
+	rc = 0;
+	if (s->sel->n > 0) {
+		/* the expunges are logged in the same step as the unlinks: the other
+		 * sessions' lock-free catch-up never finds files gone but not logged */
+		int locked = imapd_sel_lock_current(s->sel);
+		rc = expunge_deleted(s, cmd->uid ? &uids : NULL, locked);
+		imapd_sel_unlock(s->sel, locked);
+	}
 	imap_seqset_free(&uids);
 	imapd_select_sync(s, 1);
 	if (rc != 0)

@@ -110,6 +110,12 @@ struct imapd {
 
 	/* the selected mailbox (state IMAPD_SELECTED) */
 	struct imapd_selected *sel;
+	/*
+	 * The folder last closed, kept for a SELECT of the same folder: its
+	 * scan, modseq store and watch (no rereading of the modseq log, which
+	 * holds up to MODSEQ_VANISHED_KEEP expunges).  No view.
+	 */
+	struct imapd_selected *parked;
 
 	struct imap_string out;		/* scratch for building responses */
 };
@@ -179,6 +185,9 @@ imapd_cmd_fn imapd_cmd_fetch, imapd_cmd_store, imapd_cmd_copy, imapd_cmd_move,
 	imapd_cmd_expunge, imapd_cmd_search, imapd_cmd_close, imapd_cmd_unselect,
 	imapd_cmd_check;
 
+/* Frees the folder kept by imapd_select_close() (DELETE, RENAME, session end). */
+void imapd_select_forget(struct imapd *s);
+
 /* SELECT/EXAMINE parameters (RFC 7162 §3.1.8, §3.2.5). */
 struct imapd_select_params {
 	int condstore;			/* (CONDSTORE) */
@@ -196,9 +205,13 @@ struct imapd_select_params {
  * client's modseq.  P may be NULL.  0, or -1 after answering NO.
  *
  * Modseqs come from the folder's store (modseq.h), shared with every other
- * process: each sync of the selected mailbox takes its lock, rescans the
- * folder and records what changed, so changes by dovecot or mail-pull get
- * modseqs too.
+ * process.  A session logs its own changes (STORE, APPEND, EXPUNGE) under
+ * the store's lock in the same step as it makes them.  A sync of the
+ * selected mailbox reads the log and rescans the folder without the lock;
+ * only when the two disagree - a change by dovecot, an MUA or mail-pull
+ * that nobody logged yet - does it take the lock, rescan and record what
+ * changed, so such changes get modseqs too.  Closing keeps the folder's
+ * scan and store for a SELECT of the same folder (imapd_select_forget()).
  */
 int imapd_select_open(struct imapd *s, const char *tag, const char *name, const char *dir,
 		      int readonly, const struct imapd_select_params *p);

@@ -347,15 +347,19 @@ static int rebuild(struct modseq_store *st, uint32_t uidvalidity, uint64_t salva
 /*
  * Reads records from st->off to the end of the log and applies them.
  * Returns 0, 1 when the log is corrupt (a bad record before the last one),
- * or a sysexits code.
+ * or a sysexits code.  Without the lock (PEEK) a bad record may be one a
+ * writer is appending right now: it stops there, truncates nothing, and
+ * returns 1 so that the caller takes the lock; the records before it are
+ * applied (a prefix of the log is a state that existed).
  */
-static int read_tail(struct modseq_store *st, char *err, size_t errlen)
+static int read_tail(struct modseq_store *st, int peek, char *err, size_t errlen)
 {
 	enum { CHUNK = 2048 };	/* records per read: no big buffer to map and unmap */
 	char path[4200];
 	struct stat sb;
 	size_t total, done = 0;
 	struct rec *buf;
+	int torn = 0;
 
 	path_of(st, MODSEQ_FILE, path, sizeof(path));
 	if (fstat(st->fd, &sb) != 0)
@@ -390,10 +394,11 @@ static int read_tail(struct modseq_store *st, char *err, size_t errlen)
 				  (r->type != REC_SET && r->type != REC_EXPUNGE) ||
 				  r->uid == 0 || r->modseq == 0;
 			if (bad) {
-				if (done + i + 1 < total) {
+				if (!peek && done + i + 1 < total) {
 					free(buf);
 					return 1;
 				}
+				torn = 1;
 				break;	/* a torn last record: never reported, dropped below */
 			}
 			if (apply(st, r) != 0) {
@@ -410,13 +415,18 @@ static int read_tail(struct modseq_store *st, char *err, size_t errlen)
 	free(buf);
 	squeeze(st);
 	st->off += (off_t)(done * REC_SIZE);
+	if (peek)
+		return torn;
 	if (st->off != sb.st_size && ftruncate(st->fd, st->off) != 0)
 		return io_err(err, errlen, "truncate", path);
 	return 0;
 }
 
-/* Opens and reads the whole log.  0, 1 (corrupt: *salvaged set), 2 (missing), or a code. */
-static int load(struct modseq_store *st, uint64_t *salvaged, uint32_t *uidvalidity,
+/*
+ * Opens and reads the whole log.  0, 1 (corrupt: *salvaged set), 2 (missing), or a code.
+ * PEEK: without the lock (see read_tail).
+ */
+static int load(struct modseq_store *st, int peek, uint64_t *salvaged, uint32_t *uidvalidity,
 		char *err, size_t errlen)
 {
 	char path[4200];
@@ -450,7 +460,7 @@ static int load(struct modseq_store *st, uint64_t *salvaged, uint32_t *uidvalidi
 	st->highest = h.highest;
 	st->vanished_floor = h.vanished_floor;
 	st->off = HDR_SIZE;
-	return read_tail(st, err, errlen);
+	return read_tail(st, peek, err, errlen);
 }
 
 int modseq_changed(const struct modseq_store *st)
@@ -482,7 +492,7 @@ int modseq_lock(struct modseq_store *st, uint32_t uidvalidity, char *err, size_t
 	path_of(st, MODSEQ_FILE, path, sizeof(path));
 	reload = st->fd < 0 || stat(path, &sb) != 0 || sb.st_ino != st->ino || sb.st_dev != st->dev;
 	if (reload) {
-		rc = load(st, &salvaged, &file_uv, err, errlen);
+		rc = load(st, 0, &salvaged, &file_uv, err, errlen);
 		if (rc == 0 && file_uv != uidvalidity)
 			rc = rebuild(st, uidvalidity, salvaged, "uidvalidity changed", err, errlen);
 		else if (rc == 1)
@@ -490,7 +500,7 @@ int modseq_lock(struct modseq_store *st, uint32_t uidvalidity, char *err, size_t
 		else if (rc == 2)
 			rc = rebuild(st, uidvalidity, 0, "missing", err, errlen);
 	} else {
-		rc = read_tail(st, err, errlen);
+		rc = read_tail(st, 0, err, errlen);
 		if (rc == 1)
 			rc = rebuild(st, uidvalidity, st->highest, "corrupt", err, errlen);
 		else if (rc == 0 && st->uidvalidity != uidvalidity)
@@ -504,6 +514,67 @@ int modseq_lock(struct modseq_store *st, uint32_t uidvalidity, char *err, size_t
 		modseq_unlock(st);
 	}
 	return rc;
+}
+
+int modseq_peek(struct modseq_store *st, uint32_t uidvalidity, char *err, size_t errlen)
+{
+	char path[4200];
+	struct stat sb;
+	uint64_t salvaged = 0;
+	uint32_t file_uv = 0;
+	int rc;
+
+	if (st->locked)
+		return 1;
+	path_of(st, MODSEQ_FILE, path, sizeof(path));
+	if (stat(path, &sb) != 0)
+		return 1;	/* missing (or unreadable): a writer creates it */
+	if (st->fd >= 0 && sb.st_ino == st->ino && sb.st_dev == st->dev && sb.st_size >= st->off) {
+		if (sb.st_size == st->off)
+			return st->uidvalidity == uidvalidity ? 0 : 1;
+		rc = read_tail(st, 1, err, errlen);
+	} else {
+		/* first look, or replaced by a compaction: read it all */
+		rc = load(st, 1, &salvaged, &file_uv, err, errlen);
+		if (rc != 0) {
+			/* missing, bad or torn: the lock reads (or rebuilds) it afresh */
+			if (st->fd >= 0)
+				close(st->fd);
+			st->fd = -1;
+			return rc == 2 ? 1 : rc;
+		}
+	}
+	if (rc == 0 && st->uidvalidity != uidvalidity)
+		rc = 1;
+	if (rc != 0 && rc != 1) {
+		if (st->fd >= 0)
+			close(st->fd);
+		st->fd = -1;
+	}
+	return rc;
+}
+
+int modseq_same_folder(const struct modseq_store *st)
+{
+	char path[4200];
+	struct stat a, b;
+
+	path_of(st, MODSEQ_LOCK_FILE, path, sizeof(path));
+	return stat(path, &a) == 0 && fstat(st->lock_fd, &b) == 0 && a.st_ino == b.st_ino &&
+	       a.st_dev == b.st_dev;
+}
+
+int modseq_matches(const struct modseq_store *st, const struct maildir_msg *msgs, size_t n)
+{
+	size_t i;
+
+	if (st->nlive != n)
+		return 0;
+	for (i = 0; i < n; i++)
+		if (st->live[i].uid != msgs[i].uid || st->live[i].flags != msgs[i].flags ||
+		    st->live[i].keywords != msgs[i].keywords)
+			return 0;
+	return 1;
 }
 
 void modseq_unlock(struct modseq_store *st)

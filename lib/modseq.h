@@ -101,6 +101,30 @@ int modseq_changed(const struct modseq_store *st);
 void modseq_unlock(struct modseq_store *st);
 
 /*
+ * Without the lock: brings the in-memory state up to date with the log as
+ * far as it can be read safely (the records appended since the last call,
+ * or the whole file when it was replaced).  Only writers append, always
+ * whole records under the lock, so what it reads is a state the store had.
+ * 0 when that state is current and of UIDVALIDITY; 1 when only the lock
+ * can tell (no file yet, a record being appended, a bad header or record,
+ * another UIDVALIDITY); or a sysexits code.  Never writes.
+ */
+int modseq_peek(struct modseq_store *st, uint32_t uidvalidity, char *err, size_t errlen);
+
+/*
+ * 1 when the lock file in the folder is still the one this store holds
+ * open: the folder was not deleted, renamed or recreated since modseq_open()
+ * (a store kept across selections of one folder checks this first).
+ */
+int modseq_same_folder(const struct modseq_store *st);
+
+/*
+ * 1 when MSGS[0..n) (ascending by UID) are exactly the live entries with
+ * the same flags and keywords: modseq_sync() would record nothing.
+ */
+int modseq_matches(const struct modseq_store *st, const struct maildir_msg *msgs, size_t n);
+
+/*
  * Under the lock: compares the folder's messages MSGS[0..n) (ascending by
  * UID, as in struct maildir_folder) with the record and commits every
  * difference as one change (one new modseq).  A recorded UID missing from

@@ -248,3 +248,61 @@ PY
 	assert_success
 	assert_output --partial ok
 }
+
+@test "changes nobody logged (an MUA's rename, an unlink) still reach a session and get new modseqs; a re-SELECT of the same folder (kept store) and of a recreated one is right" {
+	MAILDIR=$(mk_imapd_home alice@example.com)/mail
+	export MAILDIR
+	run mk_imap_py <<PY
+$RAW
+import os, glob
+append(4)
+a = Raw(); r = a.ok("SELECT INBOX (CONDSTORE)"); h0 = highest(r)
+b = Raw(); b.ok("SELECT INBOX (CONDSTORE)")
+def file_of(uid):
+    ul = open(os.environ["MAILDIR"] + "/dovecot-uidlist").read().split("\n")[1:]
+    base = [l.split(":", 1)[1] for l in ul if l.startswith("%d " % uid)][0].split(":")[0]
+    return glob.glob(os.environ["MAILDIR"] + "/cur/" + base + "*")[0]
+# an MUA sets \Seen on UID 2 by renaming the file, without any lock
+p = file_of(2); q = p.split(":2,")[0] + ":2,S"
+os.rename(p, q)
+f = fetches(a.ok("NOOP"))
+check(f.get(2, (None,))[0] == "\\\\Seen" and f[2][1] > h0, "external flag change seen with a new modseq: %s" % f)
+h1 = f[2][1]
+# our other session's APPEND and STORE: seen with the modseq b was told
+m = login(); m.append("INBOX", None, None, b"Subject: five\r\n\r\nbody\r\n"); m.logout()
+sb = first_modseq(b.ok("UID STORE 1 +FLAGS (\\\\Flagged)"), 1)
+r = a.ok("NOOP")
+check("* 5 EXISTS" in r, "arrival seen: %s" % r)
+f = fetches(r)
+check(f.get(1) == ("\\\\Flagged", sb), "the other session's STORE with its modseq: %s vs %s" % (f, sb))
+f = fetches(a.ok("UID FETCH 5 (MODSEQ)"))
+check(f[5][1] > h1, "the arrival has a modseq of its own: %s" % f)
+# an unlink nobody logged: EXPUNGE at NOOP, and HIGHESTMODSEQ moves on
+os.unlink(file_of(3))
+r = a.ok("NOOP")
+check("* 3 EXPUNGE" in r, "external expunge seen: %s" % r)
+h2 = highest(a.ok("STATUS INBOX (HIGHESTMODSEQ)")[:1])
+# CLOSE, change meanwhile, SELECT the same folder again (the session kept its store)
+a.ok("CLOSE")
+p = file_of(4); os.rename(p, p.split(":2,")[0] + ":2,F")
+r = a.ok("SELECT INBOX (CONDSTORE)")
+check("* 4 EXISTS" in r and highest(r) > h2, "re-SELECT: %s" % r)
+f = fetches(a.ok("UID FETCH 4 (FLAGS MODSEQ)"))
+check(f[4][0] == "\\\\Flagged" and f[4][1] > h2, "change made while closed: %s" % f)
+# a folder deleted and recreated between two SELECTs is a new folder
+a.ok("CREATE Box"); a.ok("SELECT Box"); v1 = [l for l in a.ok("SELECT Box") if "UIDVALIDITY" in l]
+a.ok("CLOSE")
+b.ok("DELETE Box"); b.ok("CREATE Box")
+time.sleep(1.1)
+b.ok("DELETE Box"); b.ok("CREATE Box")
+m = login(); m.append("Box", None, None, b"Subject: new box\r\n\r\nbody\r\n"); m.logout()
+r = a.ok("SELECT Box")
+v2 = [l for l in r if "UIDVALIDITY" in l]
+check("* 1 EXISTS" in r and v1 != v2, "recreated folder: %s / %s" % (v1, r))
+check(fetches(a.ok("UID FETCH 1 (FLAGS)")), "its message is there")
+print("ok")
+PY
+	echo "$output"
+	assert_success
+	assert_output --partial ok
+}

@@ -23,6 +23,7 @@ ap.add_argument('--big-folder', default='Big')
 ap.add_argument('--mid-folder', default='INBOX')
 ap.add_argument('--load-folder', default='Load')
 ap.add_argument('--only', default=None, help='run one server (ours|dovecot), for profiling; no ratios')
+ap.add_argument('--breakdown', action='store_true', help='B4: also print the mean latency of each kind of command')
 ap.add_argument('--reset-peer-cache', default=None, help='maildir whose dovecot.index* files make the cold case')
 a = ap.parse_args()
 SERVERS = [('ours', a.ours, a.pw_ours), ('dovecot', a.peer, a.pw_peer)]
@@ -108,7 +109,9 @@ def b6():
     # the session's own memory, without the shared libraries it maps
     report('B6 idle session RssAnon (10k)', anon, 'kB')
 
-def b4_client(port, pw, stop, ops, lat, errors, seed):
+B4_KINDS = ('select', 'fetch-env', 'fetch-body', 'store', 'append', 'expunge', 'noop')
+
+def b4_client(port, pw, stop, ops, lat, errors, seed, kinds):
     rnd = random.Random(seed)
     try:
         m = login(port, pw)
@@ -137,7 +140,10 @@ def b4_client(port, pw, stop, ops, lat, errors, seed):
             if typ != 'OK':
                 errors.append('%s %s' % (typ, data))
             ops[0] += 1
-            lat.append(time.perf_counter() - t0)
+            dt = time.perf_counter() - t0
+            lat.append(dt)
+            k = kinds[B4_KINDS[sum(what >= x for x in (0.05, 0.35, 0.55, 0.75, 0.85, 0.92))]]
+            k[0] += 1; k[1] += dt
         except Exception as e:
             errors.append(repr(e)); return
     try:
@@ -148,10 +154,11 @@ def b4_client(port, pw, stop, ops, lat, errors, seed):
 def b4():
     thr = {'ours': [], 'dovecot': []}
     p99 = {'ours': [], 'dovecot': []}
+    kinds = {n: {k: [0, 0.0] for k in B4_KINDS} for n in ('ours', 'dovecot')}
     for r in range(max(2, a.rounds // 2)):
         for name, port, pw in SERVERS:
             stop = threading.Event(); ops = [0]; lat = []; errors = []
-            ts = [threading.Thread(target=b4_client, args=(port, pw, stop, ops, lat, errors, i + 100 * r))
+            ts = [threading.Thread(target=b4_client, args=(port, pw, stop, ops, lat, errors, i + 100 * r, kinds[name]))
                   for i in range(a.clients)]
             t0 = time.perf_counter()
             for t in ts: t.start()
@@ -166,6 +173,10 @@ def b4():
                 print('  %s: %d errors, first: %s' % (name, len(errors), errors[0][:200]))
     r1 = report('B4 %d clients ops/s' % a.clients, thr, 'op/s')
     report('B4 %d clients p99 latency' % a.clients, p99, 'ms')
+    if a.breakdown:
+        for k in B4_KINDS:
+            print('  %-10s' % k + ''.join('  %s %6d x %7.2f ms' % (n, kinds[n][k][0], 1000 * kinds[n][k][1] / max(1, kinds[n][k][0]))
+                                          for n, _, _ in SERVERS))
 
 for c in a.case.split(','):
     {'b4': b4, 'b5': b5, 'b6': b6}[c.strip()]()
