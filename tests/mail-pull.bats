@@ -323,6 +323,42 @@ for i in range(2000):
 	[ "$(cut -d' ' -f1 "$T/l.txt" | uniq -d | wc -l)" -eq 0 ]
 }
 
+@test "kill -9 15 times during a 1,500-message upload (MULTIAPPEND), then a normal run: each message once at the provider" {
+	pull
+	assert_success
+	U=$M/Up
+	mkdir -p "$U/tmp" "$U/new" "$U/cur"
+	"$MK_PY" - "$U/cur" <<'PY'
+import sys
+for i in range(1500):
+    with open("%s/1700%06d.M%dP9.test:2,%s" % (sys.argv[1], i, i, "S" if i % 2 else ""), "w") as f:
+        f.write("From: me@example.com\nSubject: up %d\nMessage-ID: <up-%d@test>\n\n%s\n" % (i, i, ("u%d " % i) * 800))
+PY
+	local seen_counts=
+	for d in $(seq 15); do
+		mail-pull -c "$T/mk.conf" 2>/dev/null &
+		pid=$!
+		sleep 0.$((RANDOM % 8))$((RANDOM % 10))
+		kill -9 $pid 2>/dev/null || true
+		wait $pid 2>/dev/null || true
+		seen_counts="$seen_counts $(remote_count Up 2>/dev/null || echo 0)"
+	done
+	# whole batches of 64 only: MULTIAPPEND is all or nothing
+	echo "# at the provider after each kill:$seen_counts" >&3
+	pull
+	assert_success
+	pull
+	assert_output --partial "down=0 up=0"
+	[ "$(count "$U")" -eq 1500 ]
+	[ "$(remote_count Up)" -eq 1500 ]
+	local_hashes "$U" > "$T/l.txt"
+	remote_hashes Up > "$T/r.txt"
+	diff "$T/l.txt" "$T/r.txt"
+	[ "$(cut -d' ' -f1 "$T/r.txt" | uniq -d | wc -l)" -eq 0 ]
+	seen=$(pimap 'c.select("Up", readonly=True); print(len(c.search(None, "SEEN")[1][0].split()))')
+	[ "$seen" -eq 750 ]
+}
+
 # Waits (up to TRIES x 0.1 s) until a message with Message-ID ID is in the
 # local Maildir DIR; 1 if it never came.
 wait_local_id() {   # dir id [tries]
