@@ -2,6 +2,7 @@
 #include "prefork.h"
 
 #include "log.h"
+#include "server.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -103,14 +104,8 @@ worker_main(int lfd, int stfd, pid_t parent, const struct prefork_opts *o, serve
 		if (fd < 0) {
 			if (errno == EAGAIN || errno == EWOULDBLOCK)
 				break;	/* idle for idle_timeout */
-			if (errno == EINTR || errno == ECONNABORTED)
+			if (server_accept_retry(errno))
 				continue;
-			if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
-				log_warn("accept", "error=%s", log_q(strerror(errno)));
-				sleep(1);
-				continue;
-			}
-			log_err("accept", "error=%s", log_q(strerror(errno)));
 			_exit(EX_OSERR);
 		}
 		worker_tell(stfd, 1);

@@ -49,6 +49,19 @@ static int reap(pid_t *kids, int n)
 	return n;
 }
 
+int server_accept_retry(int e)
+{
+	if (e == EINTR || e == ECONNABORTED)
+		return 1;
+	if (e == EMFILE || e == ENFILE || e == ENOBUFS || e == ENOMEM) {
+		log_warn("accept", "error=%s", log_q(strerror(e)));
+		sleep(1);
+		return 1;
+	}
+	log_err("accept", "error=%s", log_q(strerror(e)));
+	return 0;
+}
+
 void server_peer(int fd, char *buf, size_t len)
 {
 	struct sockaddr_storage ss;
@@ -167,14 +180,8 @@ static int accept_loop(int lfd, const struct server_opts *o, server_session_fn f
 		nkids = reap(kids, nkids);
 		fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
 		if (fd < 0) {
-			if (errno == EINTR || errno == ECONNABORTED)
+			if (server_accept_retry(errno))
 				continue;
-			if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
-				log_warn("accept", "error=%s", log_q(strerror(errno)));
-				sleep(1);
-				continue;
-			}
-			log_err("accept", "error=%s", log_q(strerror(errno)));
 			break;
 		}
 		nkids = reap(kids, nkids);

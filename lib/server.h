@@ -32,6 +32,14 @@ int server_run(const struct server_opts *o, server_session_fn fn, void *arg);
 
 /* The peer address of a connected socket ("127.0.0.1", "::1"), or "local". */
 void server_peer(int fd, char *buf, size_t len);
+
+/*
+ * After accept() failed with E (the listener's and the prefork workers'
+ * shared rule): 1 to accept again (interrupted, aborted, or out of
+ * descriptors or memory: logged, after a second's pause), 0 when the
+ * listener is broken (logged as an error).
+ */
+int server_accept_retry(int e);
 /* 1 if FD is a socket connected from a loopback address (or not a socket). */
 int server_peer_is_loopback(int fd);
 

@@ -35,7 +35,6 @@ struct sync_run {
 	unsigned long long msgs_all;	/* MESSAGES of the synced provider folders */
 	unsigned long long msgs_before;	/* ... of those already done */
 	long long shown_ms;		/* last progress line */
-	size_t prev_i;			/* the folder before this one (index in the list) */
 	char root[PATH_MAX];		/* local Maildir root (INBOX) */
 	char statedir[PATH_MAX];
 };

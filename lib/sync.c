@@ -583,6 +583,7 @@ int sync_account(const struct config *cfg, const struct config_account *a,
 	char sep = '/';
 	int lockfd = -1, rc, worst = 0, have_fl, threaded, reused = 0;
 	long long t0 = sync_now_ms(), ms_local, ms_wait;
+	unsigned long long prev_msgs = 0;
 	pthread_t th;
 	size_t i;
 
@@ -714,10 +715,9 @@ int sync_account(const struct config *cfg, const struct config_account *a,
 			break;
 		if (f->local == NULL)
 			continue;
+		run.msgs_before += prev_msgs;	/* the folders before this one */
+		prev_msgs = f->messages;
 		run.folder_i++;
-		if (run.folder_i > 1)
-			run.msgs_before += l.v[run.prev_i].messages;
-		run.prev_i = i;
 		if (!o->dry_run) {
 			char dir[PATH_MAX];
 
