@@ -9,18 +9,11 @@
 load lib/common
 load lib/dovecot
 load lib/provider
+load lib/pull
 
 setup() {
 	load_bats_libs
-	# dovecot's processes must reach the tree: not under bats' 0700 dirs
-	T=$(mktemp -d /tmp/mk-pull.XXXXXX)
-	chmod 755 "$T"
-	mk_provider_init "$T/dc"
-	mk_dovecot_add_user alice secret "$T/alice"
-	mk_dovecot_start
-	mk_secret "$T/pw" secret
-	write_conf imaps "$MK_PROVIDER_IMAPS_PORT" "$MK_PROVIDER_CA"
-	M=$T/mail/prov/alice/mail
+	mk_pull_setup
 }
 
 teardown() {
@@ -33,22 +26,7 @@ teardown() {
 	rm -rf "$T"
 }
 
-write_conf() {   # tls port ca [timeout]
-	cat > "$T/mk.conf" <<EOF2
-mail_dir = $T/mail
-state_dir = $T/state
-[account prov]
-host = localhost
-port = $2
-tls = $1
-username = alice
-password_file = $T/pw
-ca_file = $3
-timeout = ${4:-10}
-EOF2
-}
-
-pimap() { mk_provider_imap alice secret "$1"; }
+pimap() { mk_pull_imap "$1"; }
 
 # N messages of about KB kilobytes each into the provider's INBOX, each
 # "Message-ID: <big-i@test>" (i from FIRST) and ending with an "END big-i" line.
@@ -174,7 +152,7 @@ PY
 	run mail-pull -c "$T/mk.conf"
 	assert_success
 	seed_big 6 4000 10   # 24 MB: the stop comes while they are on their way
-	write_conf imaps "$MK_PROVIDER_IMAPS_PORT" "$MK_PROVIDER_CA" 3
+	mk_pull_conf imaps "$MK_PROVIDER_IMAPS_PORT" "$MK_PROVIDER_CA" "" 3
 	stop_imap_mid_fetch
 	local t0=$SECONDS rc=0
 	run mail-pull -c "$T/mk.conf"
@@ -197,7 +175,7 @@ PY
 	assert_success
 	kill -CONT $STOPPED
 	STOPPED=
-	write_conf imaps "$MK_PROVIDER_IMAPS_PORT" "$MK_PROVIDER_CA"
+	mk_pull_conf imaps "$MK_PROVIDER_IMAPS_PORT" "$MK_PROVIDER_CA"
 	run mail-pull -c "$T/mk.conf"
 	assert_success
 	run local_check
@@ -216,7 +194,7 @@ fake_provider() {   # mode count
 		> "$T/fake.out" 2>&1 3>&- &
 	FAKE_PID=$!
 	mk_wait_port "$FAKE_PORT" 10
-	write_conf imaps "$FAKE_PORT" "$MK_PROVIDER_CA" 3
+	mk_pull_conf imaps "$FAKE_PORT" "$MK_PROVIDER_CA" "" 3
 }
 
 fake_stop() {

@@ -4,18 +4,11 @@
 load lib/common
 load lib/dovecot
 load lib/provider
+load lib/pull
 
 setup() {
 	load_bats_libs
-	# dovecot's processes must reach the tree: not under bats' 0700 dirs
-	T=$(mktemp -d /tmp/mk-pull.XXXXXX)
-	chmod 755 "$T"
-	mk_provider_init "$T/dc"
-	mk_dovecot_add_user alice secret "$T/alice"
-	mk_dovecot_start
-	mk_secret "$T/pw" secret
-	write_conf imaps "$MK_PROVIDER_IMAPS_PORT" "$MK_PROVIDER_CA"
-	M=$T/mail/prov/alice/mail
+	mk_pull_setup
 	seed
 }
 
@@ -24,23 +17,7 @@ teardown() {
 	rm -rf "$T"
 }
 
-write_conf() {   # tls port ca [extra lines]
-	cat > "$T/mk.conf" <<EOF
-mail_dir = $T/mail
-state_dir = $T/state
-[account prov]
-host = localhost
-port = $2
-tls = $1
-username = alice
-password_file = $T/pw
-ca_file = $3
-timeout = 10
-$4
-EOF
-}
-
-pimap() { mk_provider_imap alice secret "$1"; }
+pimap() { mk_pull_imap "$1"; }
 
 seed() {
 	pimap '
@@ -221,7 +198,7 @@ for meta, body in msgs:
 }
 
 @test "STARTTLS works; --dry-run changes nothing" {
-	write_conf starttls "$MK_PROVIDER_PLAIN_PORT" "$MK_PROVIDER_CA"
+	mk_pull_conf starttls "$MK_PROVIDER_PLAIN_PORT" "$MK_PROVIDER_CA"
 	pull --dry-run
 	assert_success
 	[ ! -e "$M/cur" ] || [ "$(count "$M")" -eq 0 ]
@@ -240,7 +217,7 @@ for meta, body in msgs:
 }
 
 @test "provider down: exit 69" {
-	write_conf imaps "$(mk_free_port)" "$MK_PROVIDER_CA"
+	mk_pull_conf imaps "$(mk_free_port)" "$MK_PROVIDER_CA"
 	pull
 	[ "$status" -eq 69 ]
 	assert_output --partial "connect"
@@ -248,7 +225,7 @@ for meta, body in msgs:
 
 @test "wrong CA: exit 69 with a certificate error" {
 	other=$(mk_provider_other_ca "$T")
-	write_conf imaps "$MK_PROVIDER_IMAPS_PORT" "$other"
+	mk_pull_conf imaps "$MK_PROVIDER_IMAPS_PORT" "$other"
 	pull
 	[ "$status" -eq 69 ]
 	assert_output --regexp "certificate|verify"
@@ -256,7 +233,7 @@ for meta, body in msgs:
 
 @test "map_junk in config wins over detection; mail-pull -h" {
 	pimap 'c.create("Junk"); c.append("Junk", None, None, b"Message-ID: <j@test>\r\n\r\nj\r\n")'
-	write_conf imaps "$MK_PROVIDER_IMAPS_PORT" "$MK_PROVIDER_CA" "map_junk = Junk"
+	mk_pull_conf imaps "$MK_PROVIDER_IMAPS_PORT" "$MK_PROVIDER_CA" "map_junk = Junk"
 	pull
 	assert_success
 	[ "$(count "$M/Junk")" -eq 1 ]
@@ -279,6 +256,14 @@ for d in ('cur', 'new'):
         out.append('%s %s' % (m.group(1).decode() if m else '-', hashlib.sha256(b).hexdigest()))
 print('\n'.join(sorted(out)))
 EOF2
+}
+
+# Both sides hold the same messages (Message-ID + body hash), none twice.
+same_both_sides() {   # local-maildir provider-folder
+	local_hashes "$1" > "$T/l.txt"
+	remote_hashes "$2" > "$T/r.txt"
+	diff "$T/l.txt" "$T/r.txt"
+	[ "$(cut -d' ' -f1 "$T/l.txt" | uniq -d | wc -l)" -eq 0 ]
 }
 
 remote_hashes() {   # folder
@@ -317,10 +302,7 @@ for i in range(2000):
 	assert_output --partial "down=0 up=0"
 	[ "$(count "$M")" -eq $((2003 + delivered)) ]
 	[ "$(remote_count INBOX)" -eq $((2003 + delivered)) ]
-	local_hashes "$M" > "$T/l.txt"
-	remote_hashes INBOX > "$T/r.txt"
-	diff "$T/l.txt" "$T/r.txt"
-	[ "$(cut -d' ' -f1 "$T/l.txt" | uniq -d | wc -l)" -eq 0 ]
+	same_both_sides "$M" INBOX
 }
 
 @test "kill -9 15 times during a 1,500-message upload (MULTIAPPEND), then a normal run: each message once at the provider" {
@@ -351,10 +333,7 @@ PY
 	assert_output --partial "down=0 up=0"
 	[ "$(count "$U")" -eq 1500 ]
 	[ "$(remote_count Up)" -eq 1500 ]
-	local_hashes "$U" > "$T/l.txt"
-	remote_hashes Up > "$T/r.txt"
-	diff "$T/l.txt" "$T/r.txt"
-	[ "$(cut -d' ' -f1 "$T/r.txt" | uniq -d | wc -l)" -eq 0 ]
+	same_both_sides "$U" Up
 	seen=$(pimap 'c.select("Up", readonly=True); print(len(c.search(None, "SEEN")[1][0].split()))')
 	[ "$seen" -eq 750 ]
 }
@@ -379,7 +358,7 @@ wait_remote_id() {   # id [tries]
 }
 
 @test "--watch: provider mail and local deliveries cross within seconds (IDLE, inotify)" {
-	write_conf imaps "$MK_PROVIDER_IMAPS_PORT" "$MK_PROVIDER_CA" "[sync]
+	mk_pull_conf imaps "$MK_PROVIDER_IMAPS_PORT" "$MK_PROVIDER_CA" "[sync]
 interval = 300"
 	pull
 	assert_success
@@ -417,7 +396,7 @@ wait_runs() {   # log n: until the log holds n sync_done lines (at most 20 s)
 }
 
 @test "--loop keeps one provider session across runs; changes cross; a dropped session is replaced" {
-	write_conf imaps "$MK_PROVIDER_IMAPS_PORT" "$MK_PROVIDER_CA" "[sync]
+	mk_pull_conf imaps "$MK_PROVIDER_IMAPS_PORT" "$MK_PROVIDER_CA" "[sync]
 interval = 1"
 	pull
 	assert_success
@@ -446,10 +425,7 @@ interval = 1"
 	[ -n "$ok" ] || { cat "$T/loop.log"; false; }
 	! grep -q 'event=sync_failed' "$T/loop.log"
 	# each message once on both sides
-	local_hashes "$M" > "$T/l.txt"
-	remote_hashes INBOX > "$T/r.txt"
-	diff "$T/l.txt" "$T/r.txt"
-	[ "$(cut -d' ' -f1 "$T/l.txt" | uniq -d | wc -l)" -eq 0 ]
+	same_both_sides "$M" INBOX
 }
 
 @test "uploads go up in MULTIAPPEND batches, paired by APPENDUID; a refused batch goes one by one" {
@@ -468,9 +444,7 @@ interval = 1"
 	# 150 messages: three commands (64 + 64 + 22), not 150
 	[ "$(grep -c 'cmd=MULTIAPPEND' <<<"$output")" -eq 3 ]
 	[ "$(remote_count Batch)" -eq 150 ]
-	local_hashes "$B" > "$T/l.txt"
-	remote_hashes Batch > "$T/r.txt"
-	diff "$T/l.txt" "$T/r.txt"
+	same_both_sides "$B" Batch
 	seen=$(pimap 'c.select("Batch", readonly=True); print(len(c.search(None, "SEEN")[1][0].split()))')
 	[ "$seen" -eq 50 ]
 	# paired by APPENDUID: the next run neither transfers nor re-pairs
@@ -520,7 +494,7 @@ for i in range(300):
 
 @test "adopting a tree made by mbsync 1.4 (SHB channel) + dovecot: no transfer either way" {
 	# SHB syncs folder names verbatim: Spam stays Spam
-	write_conf imaps "$MK_PROVIDER_IMAPS_PORT" "$MK_PROVIDER_CA" "map_junk = Junk"
+	mk_pull_conf imaps "$MK_PROVIDER_IMAPS_PORT" "$MK_PROVIDER_CA" "map_junk = Junk"
 	mkdir -p "$M"
 	cat > "$T/mbsyncrc" <<RC
 IMAPAccount prov
@@ -575,7 +549,7 @@ fake_provider() {   # mode count
 		> "$T/fake.out" 2>&1 3>&- &
 	FAKE_PID=$!
 	mk_wait_port "$FAKE_PORT" 10
-	write_conf imaps "$FAKE_PORT" "$MK_PROVIDER_CA"
+	mk_pull_conf imaps "$FAKE_PORT" "$MK_PROVIDER_CA"
 }
 
 @test "provider closing mid-literal or sending garbage: exit 69, nothing lost, no partial file" {
