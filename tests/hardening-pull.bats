@@ -187,16 +187,6 @@ PY
 	assert_output --partial "down=0 up=0"
 }
 
-fake_provider() {   # mode count
-	FAKE_PORT=$(mk_free_port)
-	"$MK_PY" "$BATS_TEST_DIRNAME/lib/fake-provider.py" --port "$FAKE_PORT" \
-		--cert "$T/dc/tls/server.pem" --key "$T/dc/tls/server.key" --mode "$1" --count "$2" \
-		> "$T/fake.out" 2>&1 3>&- &
-	FAKE_PID=$!
-	mk_wait_port "$FAKE_PORT" 10
-	mk_pull_conf imaps "$FAKE_PORT" "$MK_PROVIDER_CA" "" 3
-}
-
 fake_stop() {
 	kill "$FAKE_PID" 2>/dev/null || true
 	wait "$FAKE_PID" 2>/dev/null || true
@@ -206,13 +196,13 @@ fake_stop() {
 count() { find "$1/cur" "$1/new" -type f 2>/dev/null | wc -l; }
 
 @test "provider that stalls in the middle of a message: clean exit within the timeout, nothing partial, state intact" {
-	fake_provider good 2
+	mk_pull_fake_provider good 2 3
 	run mail-pull -c "$T/mk.conf"
 	assert_success
 	fake_stop
 	[ "$(count "$M")" -eq 2 ]
 	cp "$T/state/pull/prov/INBOX.state" "$T/state.before"
-	fake_provider stall 3
+	mk_pull_fake_provider stall 3 3
 	local t0=$SECONDS
 	run mail-pull -c "$T/mk.conf"
 	local dt=$((SECONDS - t0))
@@ -226,7 +216,7 @@ count() { find "$1/cur" "$1/new" -type f 2>/dev/null | wc -l; }
 	[ -z "$(ls -A "$M/tmp")" ]
 	grep -c '^[0-9]' "$T/state/pull/prov/INBOX.state" | grep -qx 2 ||
 		diff "$T/state.before" "$T/state/pull/prov/INBOX.state"
-	fake_provider good 3
+	mk_pull_fake_provider good 3 3
 	run mail-pull -c "$T/mk.conf"
 	fake_stop
 	assert_success

@@ -542,25 +542,15 @@ RC
 	assert_output --partial "down=0 up=0 flags_local=0 flags_remote=0"
 }
 
-fake_provider() {   # mode count
-	FAKE_PORT=$(mk_free_port)
-	"$MK_PY" "$BATS_TEST_DIRNAME/lib/fake-provider.py" --port "$FAKE_PORT" \
-		--cert "$T/dc/tls/server.pem" --key "$T/dc/tls/server.key" --mode "$1" --count "$2" \
-		> "$T/fake.out" 2>&1 3>&- &
-	FAKE_PID=$!
-	mk_wait_port "$FAKE_PORT" 10
-	mk_pull_conf imaps "$FAKE_PORT" "$MK_PROVIDER_CA"
-}
-
 @test "provider closing mid-literal or sending garbage: exit 69, nothing lost, no partial file" {
-	fake_provider good 2
+	mk_pull_fake_provider good 2
 	pull
 	assert_success
 	kill $FAKE_PID
 	[ "$(count "$M")" -eq 2 ]
 	cp "$T/state/pull/prov/INBOX.state" "$T/state.before"
 	for mode in truncate garbage; do
-		fake_provider $mode 3
+		mk_pull_fake_provider $mode 3
 		pull
 		kill $FAKE_PID
 		[ "$status" -eq 69 ] || { echo "$mode: $output"; false; }
@@ -570,7 +560,7 @@ fake_provider() {   # mode count
 		grep -c '^[0-9]' "$T/state/pull/prov/INBOX.state" | grep -qx 2 ||
 			diff "$T/state.before" "$T/state/pull/prov/INBOX.state"
 	done
-	fake_provider good 3
+	mk_pull_fake_provider good 3
 	pull
 	kill $FAKE_PID
 	assert_success

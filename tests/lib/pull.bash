@@ -39,3 +39,15 @@ EOF2
 
 # Runs python CODE with `c` an imaplib session logged in to the provider as alice.
 mk_pull_imap() { mk_provider_imap alice secret "$1"; }
+
+# Starts tests/lib/fake-provider.py (MODE, COUNT messages) on a free port
+# as FAKE_PID, and points $T/mk.conf at it with TIMEOUT (default 10).
+mk_pull_fake_provider() {   # mode count [timeout]
+	FAKE_PORT=$(mk_free_port)
+	"$MK_PY" "$BATS_TEST_DIRNAME/lib/fake-provider.py" --port "$FAKE_PORT" \
+		--cert "$T/dc/tls/server.pem" --key "$T/dc/tls/server.key" --mode "$1" --count "$2" \
+		> "$T/fake.out" 2>&1 3>&- &
+	FAKE_PID=$!
+	mk_wait_port "$FAKE_PORT" 10
+	mk_pull_conf imaps "$FAKE_PORT" "$MK_PROVIDER_CA" "" "${3:-10}"
+}
