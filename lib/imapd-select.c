@@ -10,6 +10,7 @@
  */
 #include "imapd-internal.h"
 
+#include "bigmem.h"
 #include "conn.h"
 #include "imap-date.h"
 #include "imap-fetch.h"
@@ -130,7 +131,7 @@ static int view_reserve(struct imapd_selected *sel, size_t n)
 	cap = sel->cap ? sel->cap * 2 : 256;
 	while (cap < n)
 		cap *= 2;
-	v = realloc(sel->view, cap * sizeof(*v));
+	v = bigmem_realloc(sel->view, cap * sizeof(*v));
 	if (v == NULL)
 		return -1;
 	sel->view = v;
@@ -586,7 +587,7 @@ static void selected_free(struct imapd_selected *sel)
 		maildir_keywords_clear(&sel->kw);
 	modseq_free(sel->ms);
 	maildir_folder_free(sel->folder);
-	free(sel->view);
+	bigmem_free(sel->view);
 	free(sel);
 }
 
@@ -610,7 +611,7 @@ static void selected_park(struct imapd *s, struct imapd_selected *sel)
 		selected_free(sel);
 		return;
 	}
-	free(sel->view);
+	bigmem_free(sel->view);
 	sel->view = NULL;
 	sel->n = sel->cap = 0;
 	if (sel->kw_loaded)

@@ -1,6 +1,7 @@
 /* The persistent index of a Maildir folder (see maildir-index.h). */
 #include "maildir-index.h"
 
+#include "bigmem.h"
 #include "fsutil.h"
 #include "log.h"
 #include "uidlist.h"
@@ -374,7 +375,7 @@ void maildir_msgs_free(struct maildir_folder *f)
 	for (size_t i = 0; i < f->nmsgs; i++)
 		if (!in_names(f, f->msgs[i].fname))
 			free(f->msgs[i].fname);
-	free(f->msgs);
+	bigmem_free(f->msgs);
 	if (f->map != NULL)
 		munmap(f->map, f->map_len);
 	else
@@ -446,7 +447,7 @@ int maildir_index_load(struct maildir_folder *f)
 	kp = key_path(f, abs);
 	if (v.hdr.path_len != strlen(kp) || memcmp(v.path, kp, v.hdr.path_len) != 0)
 		goto out;	/* another folder's index (hash collision, moved folder) */
-	msgs = calloc(v.hdr.nmsgs ? v.hdr.nmsgs : 1, sizeof(*msgs));
+	msgs = bigmem_calloc(v.hdr.nmsgs ? v.hdr.nmsgs : 1, sizeof(*msgs));
 	if (msgs == NULL)
 		goto out;
 	for (i = 0; i < v.hdr.nmsgs; i++) {
@@ -483,7 +484,7 @@ int maildir_index_load(struct maildir_folder *f)
 	ok = 0;
 out:
 	close(fd);
-	free(msgs);
+	bigmem_free(msgs);
 	if (map != MAP_FAILED)
 		munmap(map, len);
 	return ok;

@@ -1,5 +1,6 @@
 #include "maildir.h"
 
+#include "bigmem.h"
 #include "dotlock.h"
 #include "fsutil.h"
 #include "log.h"
@@ -235,10 +236,10 @@ static int publish(struct maildir_folder *f, struct maildir_scan *s, const struc
 			names_len += rec_ent[i]->name_len + 1u;
 			n++;
 		}
-	msgs = calloc(n ? n : 1, sizeof(*msgs));
+	msgs = bigmem_calloc(n ? n : 1, sizeof(*msgs));
 	names = malloc(names_len ? names_len : 1);
 	if (msgs == NULL || names == NULL) {
-		free(msgs);
+		bigmem_free(msgs);
 		free(names);
 		return -1;
 	}

@@ -3,6 +3,7 @@
  */
 #include "modseq.h"
 
+#include "bigmem.h"
 #include "fsutil.h"
 #include "log.h"
 #include "maildir.h"
@@ -131,7 +132,7 @@ void modseq_free(struct modseq_store *st)
 		close(st->fd);
 	if (st->lock_fd >= 0)
 		close(st->lock_fd);
-	free(st->live);
+	bigmem_free(st->live);
 	free(st->gone);
 	free(st->pend);
 	free(st->dir);
@@ -183,6 +184,24 @@ static int grow(void **p, size_t *cap, size_t need, size_t size)
 	return 0;
 }
 
+/* grow() for the live table, one entry per message: see bigmem.h */
+static int grow_live(struct modseq_store *st, size_t need)
+{
+	size_t c = st->caplive ? st->caplive : 64;
+	struct modseq_entry *n;
+
+	if (need <= st->caplive)
+		return 0;
+	while (c < need)
+		c *= 2;
+	n = bigmem_realloc(st->live, c * sizeof(*n));
+	if (n == NULL)
+		return -1;
+	st->live = n;
+	st->caplive = c;
+	return 0;
+}
+
 /* Applies one valid record; -1 on ENOMEM. */
 static int apply(struct modseq_store *st, const struct rec *r)
 {
@@ -196,7 +215,7 @@ static int apply(struct modseq_store *st, const struct rec *r)
 		struct modseq_entry *e;
 		if (i < 0) {
 			size_t at = (size_t)(-i - 1);
-			if (grow((void **)&st->live, &st->caplive, st->nlive + 1, sizeof(*st->live)))
+			if (grow_live(st, st->nlive + 1))
 				return -1;
 			memmove(&st->live[at + 1], &st->live[at], (st->nlive - at) * sizeof(*st->live));
 			st->nlive++;
@@ -371,8 +390,7 @@ static int read_tail(struct modseq_store *st, int peek, char *err, size_t errlen
 	total = (size_t)(sb.st_size - st->off) / REC_SIZE;
 	buf = malloc(CHUNK * REC_SIZE);
 	/* a first load is mostly one SET per message: size the table once */
-	if (buf == NULL || grow((void **)&st->live, &st->caplive, st->nlive + total,
-				sizeof(*st->live)) != 0) {
+	if (buf == NULL || grow_live(st, st->nlive + total) != 0) {
 		free(buf);
 		snprintf(err, errlen, "out of memory");
 		return EX_OSERR;
