@@ -18,7 +18,7 @@
 
 #define PATH_BUF 4096
 
-static const char index_magic[8] = { 'M', 'K', 'I', 'N', 'D', 'E', 'X', '3' };
+static const char index_magic[8] = { 'M', 'K', 'I', 'N', 'D', 'E', 'X', '4' };
 
 /* Header offsets. */
 enum {
@@ -88,53 +88,73 @@ static void get_stamp(const unsigned char *p, struct maildir_stamp *st)
 }
 
 struct sum {
-	uint64_t a, b;
+	uint64_t a[4], b[4];
 };
 
 /*
- * Fletcher-style over 32-bit words into 64-bit sums: `a` never wraps for an
- * index (under 2^31 words), so any changed word changes it.
+ * Fletcher-style over 32-bit words into 64-bit sums, in four interleaved
+ * lanes (word i goes to lane i % 4) so that the loop has no chain of
+ * dependent additions: a lane's `a` never wraps for an index (under 2^31
+ * words), so any changed word changes its lane's sums.
  */
 static void sum_more(struct sum *c, const unsigned char *p, size_t len)
 {
-	uint64_t a = c->a, b = c->b;
-	uint32_t w;
+	uint64_t a0 = c->a[0], a1 = c->a[1], a2 = c->a[2], a3 = c->a[3];
+	uint64_t b0 = c->b[0], b1 = c->b[1], b2 = c->b[2], b3 = c->b[3];
+	uint32_t w[4];
 
+	for (; len >= 16; p += 16, len -= 16) {
+		memcpy(w, p, 16);
+		a0 += w[0];
+		b0 += a0;
+		a1 += w[1];
+		b1 += a1;
+		a2 += w[2];
+		b2 += a2;
+		a3 += w[3];
+		b3 += a3;
+	}
 	for (; len >= 4; p += 4, len -= 4) {
-		memcpy(&w, p, 4);
-		a += w;
-		b += a;
+		memcpy(w, p, 4);
+		a0 += w[0];
+		b0 += a0;
 	}
 	if (len > 0) {
-		w = 0;
-		memcpy(&w, p, len);
-		a += (uint64_t)w + ((uint64_t)len << 32);
-		b += a;
+		w[0] = 0;
+		memcpy(w, p, len);
+		a0 += (uint64_t)w[0] + ((uint64_t)len << 32);
+		b0 += a0;
 	}
-	c->a = a;
-	c->b = b;
+	c->a[0] = a0, c->a[1] = a1, c->a[2] = a2, c->a[3] = a3;
+	c->b[0] = b0, c->b[1] = b1, c->b[2] = b2, c->b[3] = b3;
 }
 
-/*
- * Checksum of everything after the checksum field: with the exact length
- * it catches torn and zero-filled files.  (Adler-32 here cost a tenth of a
- * 100k-message SELECT.)
- */
-static uint32_t index_sum(const unsigned char *head, size_t headlen, const char *names,
-			  size_t names_len)
+/* splitmix64's finaliser: bijective, so every changed input changes it */
+static uint64_t mix64(uint64_t h)
 {
-	struct sum c = { 1, 0 };
-
-	sum_more(&c, head + H_HDRLEN, headlen - H_HDRLEN);
-	sum_more(&c, (const unsigned char *)names, names_len);
-	uint64_t h = c.b + c.a * 0x9e3779b97f4a7c15ull;
-
-	/* a bijective finaliser (splitmix64's): every changed sum shows */
 	h ^= h >> 30;
 	h *= 0xbf58476d1ce4e5b9ull;
 	h ^= h >> 27;
 	h *= 0x94d049bb133111ebull;
 	h ^= h >> 31;
+	return h;
+}
+
+/*
+ * Checksum of everything after the checksum field: with the exact length
+ * it catches torn and zero-filled files.  (Adler-32 here cost a tenth of a
+ * 100k-message SELECT; one Fletcher lane still a third of what is left.)
+ */
+static uint32_t index_sum(const unsigned char *head, size_t headlen, const char *names,
+			  size_t names_len)
+{
+	struct sum c = { { 1, 1, 1, 1 }, { 0, 0, 0, 0 } };
+	uint64_t h = 0;
+
+	sum_more(&c, head + H_HDRLEN, headlen - H_HDRLEN);
+	sum_more(&c, (const unsigned char *)names, names_len);
+	for (int i = 0; i < 4; i++)
+		h = mix64(h ^ c.a[i]) ^ mix64(c.b[i] + (uint64_t)i);
 	return (uint32_t)(h ^ h >> 32);
 }
 
