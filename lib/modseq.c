@@ -4,6 +4,7 @@
 #include "modseq.h"
 
 #include "bigmem.h"
+#include "crc32.h"
 #include "fsutil.h"
 #include "log.h"
 #include "maildir.h"
@@ -18,7 +19,6 @@
 #include <sysexits.h>
 #include <time.h>
 #include <unistd.h>
-#include <zlib.h>
 
 #define HDR_SIZE 64
 #define REC_SIZE 24
@@ -87,12 +87,12 @@ uint64_t modseq_time_base(void)
 
 static uint32_t rec_crc(const struct rec *r)
 {
-	return (uint32_t)crc32(0x6d6b6d73u, (const Bytef *)r, offsetof(struct rec, crc));
+	return crc32_short(0x6d6b6d73u, r, offsetof(struct rec, crc));
 }
 
 static uint32_t hdr_crc(const struct hdr *h)
 {
-	return (uint32_t)crc32(0x6d6b6d73u, (const Bytef *)h, offsetof(struct hdr, crc));
+	return crc32_short(0x6d6b6d73u, h, offsetof(struct hdr, crc));
 }
 
 static void path_of(const struct modseq_store *st, const char *name, char *out, size_t len)
