@@ -183,17 +183,27 @@ void imapd_cmd_search(struct imapd *s, const struct imap_command *cmd)
 		imapd_tagged(s, cmd->tag, "NO [SERVERBUG] Out of memory.");
 		return;
 	}
+	/*
+	 * One context for all messages: a flags-only search (UNSEEN on 100k
+	 * messages) then costs the evaluation alone, and only a message whose
+	 * file was opened has anything to close and reset.
+	 */
+	struct search_ctx c = { .s = s, .fm = { .fd = -1 }, .hbuf = hbuf };
+	struct imap_search_msg sm = {
+		.ctx = &c, .max_seq = (uint32_t)sel->n,
+		.max_uid = sel->n ? sel->view[sel->n - 1].uid : 0,
+		.now = now, .has_keyword = search_has_keyword, .header = search_header,
+		.contains = search_contains,
+	};
 	for (size_t i = 0; i < sel->n; i++) {
 		const struct imapd_msg *m = &sel->view[i];
-		struct search_ctx c = { .s = s, .m = m, .fm = { .fd = -1 }, .hbuf = hbuf };
-		struct imap_search_msg sm = {
-			.ctx = &c, .seq = (uint32_t)(i + 1), .uid = m->uid,
-			.max_seq = (uint32_t)sel->n, .max_uid = sel->view[sel->n - 1].uid,
-			.now = now, .has_keyword = search_has_keyword, .header = search_header,
-			.contains = search_contains, .modseq = m->modseq,
-		};
+
 		if (m->flags & MSG_GONE)
 			continue;
+		c.m = m;
+		sm.seq = (uint32_t)(i + 1);
+		sm.uid = m->uid;
+		sm.modseq = m->modseq;
 		sm.flags = ((m->flags & MAILDIR_FLAG_SEEN) ? IMAP_SEARCH_SEEN : 0) |
 			   ((m->flags & MAILDIR_FLAG_REPLIED) ? IMAP_SEARCH_ANSWERED : 0) |
 			   ((m->flags & MAILDIR_FLAG_FLAGGED) ? IMAP_SEARCH_FLAGGED : 0) |
@@ -211,14 +221,22 @@ void imapd_cmd_search(struct imapd *s, const struct imap_command *cmd)
 			if (m->modseq > max_modseq)
 				max_modseq = m->modseq;
 		}
-		imapd_fetch_msg_close(&c.fm);
+		if (c.opened != 0 || c.fm.fd >= 0 || c.fm.mime != NULL || c.fm.len != 0) {
+			imapd_fetch_msg_close(&c.fm);
+			c.opened = 0;
+		}
+		sm.internaldate = 0;
+		sm.internaldate_tz = 0;
+		sm.size = 0;
 	}
 	imap_search_free(q);
 	imap_string_clear(o);
 	if (!esearch) {
 		imap_string_adds(o, "SEARCH");
-		for (size_t i = 0; i < nfound; i++)
-			imap_string_addf(o, " %u", found[i]);
+		for (size_t i = 0; i < nfound; i++) {
+			imap_string_addc(o, ' ');
+			imapd_add_u64(o, found[i]);
+		}
 		if (use_modseq && nfound > 0)
 			imap_string_addf(o, " (MODSEQ %llu)", (unsigned long long)max_modseq);
 	} else {

@@ -87,8 +87,9 @@ mk_imapd_start() {   # extra args (default --allow-plaintext)
 mk_imapd_stop() {
 	[ -n "${MK_IMAPD_DIR:-}" ] && [ -f "$MK_IMAPD_DIR/pids" ] || return 0
 	local p
+	# a pid that is gone already must not stop the rest (callers run set -e)
 	while read -r p; do
-		kill "$p" 2>/dev/null
+		kill "$p" 2>/dev/null || true
 	done < "$MK_IMAPD_DIR/pids"
 	while read -r p; do
 		for _ in $(seq 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
