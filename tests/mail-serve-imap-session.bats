@@ -258,3 +258,45 @@ PY
 	assert_success
 	assert_output --partial ok
 }
+
+# imaplib writes an APPEND literal and the CRLF that ends the command in two
+# writes; with Nagle on its side the CRLF waits for our ACK of the literal,
+# which the kernel delays (up to 40 ms) while the server has nothing to say.
+# The server acknowledges at once - the session on plaintext, the pre-login
+# process on TLS.  Counted with the kernel's DelayedACKs counter, not timed.
+@test "session: APPEND literals are acknowledged at once, on plaintext and through the TLS proxy" {
+	for mode in plain tls; do
+		mk_imapd_stop
+		if [ "$mode" = tls ]; then mk_imapd_start --tls; else mk_imapd_start; fi
+		run mk_imap_py <<PY
+$PYLIB
+def delayed_acks():
+    lines = open("/proc/net/netstat").read().split("\n")
+    for names, values in zip(lines[0::2], lines[1::2]):
+        if names.startswith("TcpExt:"):
+            return int(dict(zip(names.split()[1:], values.split()[1:]))["DelayedACKs"])
+if "$mode" == "tls":
+    m = imaplib.IMAP4_SSL(HOST, PORT, ssl_context=tls_ctx())
+else:
+    m = connect()
+m.login(USER, PW)
+m.append("INBOX", None, None, b"Subject: warm-up\r\n\r\nx\r\n")
+before, t0 = delayed_acks(), time.time()
+for i in range(30):
+    typ, d = m.append("INBOX", None, None, b"Subject: ack-$mode %d\r\n\r\nbody %d\r\n" % (i, i))
+    check(typ == "OK", d)
+took, delayed = time.time() - t0, delayed_acks() - before
+print("$mode: 30 APPENDs in %.3f s, delayed ACKs %d" % (took, delayed))
+m.select("INBOX")
+typ, d = m.search(None, "SUBJECT", "ack-$mode")
+check(len(d[0].split()) == 30, d)
+# without the immediate ACK each APPEND waits for one: 30 or more
+check(delayed < 10, "delayed ACKs: %d" % delayed)
+m.logout()
+print("ok")
+PY
+		echo "$output"
+		assert_success
+		assert_output --partial ok
+	done
+}
