@@ -683,7 +683,13 @@ int modseq_commit(struct modseq_store *st, uint64_t *modseq, char *err, size_t e
 	st->npend = 0;
 	if (modseq != NULL)
 		*modseq = next;
-	if (st->nrecs > 2 * (st->nlive + st->ngone) + MODSEQ_COMPACT_SLACK) {
+	/*
+	 * Expunges beyond the remembered ones do not count toward the state: a
+	 * folder with steady churn (append one, expunge one) would otherwise
+	 * raise the bar by as much as it grows the log, and never compact.
+	 */
+	if (st->nrecs > 2 * (st->nlive + (st->ngone < MODSEQ_VANISHED_KEEP ? st->ngone :
+					   MODSEQ_VANISHED_KEEP)) + MODSEQ_COMPACT_SLACK) {
 		int rc = write_compact(st, err, errlen);
 		if (rc != 0) {
 			/* the change itself is durable; compaction is retried next time */

@@ -25,7 +25,8 @@
  *     type SET: the message has these flags at this modseq (an arrival is a
  *     SET of a new UID); type EXPUNGE: the UID vanished at this modseq.
  * A change costs one append of its records and one fdatasync, whatever the
- * folder size.  When the log holds more than twice the live state plus
+ * folder size.  When the log holds more than twice the live state (its
+ * messages and at most MODSEQ_VANISHED_KEEP expunges) plus
  * MODSEQ_COMPACT_SLACK records it is compacted: the current state is written
  * to "mailkeep-modseq.tmp", fsynced and renamed over the log (the directory
  * fsynced), keeping the last MODSEQ_VANISHED_KEEP expunges; the highest
@@ -69,7 +70,7 @@ struct maildir_msg;
 #define MODSEQ_FILE "mailkeep-modseq"
 #define MODSEQ_LOCK_FILE "mailkeep-modseq.lock"
 #define MODSEQ_TMP_FILE "mailkeep-modseq.tmp"
-#define MODSEQ_VANISHED_KEEP 50000	/* expunges remembered after compaction */
+#define MODSEQ_VANISHED_KEEP 10000	/* expunges remembered after compaction */
 #define MODSEQ_COMPACT_SLACK 4096	/* records beyond 2x the state before compacting */
 
 /* What the store knows about one live message. */

@@ -230,6 +230,54 @@ static void test_compaction(void)
 	modseq_free(b);
 }
 
+/*
+ * Steady churn - one arrival and one expunge per change, as under a busy
+ * client - keeps the log bounded: expunges past the remembered ones do not
+ * hold off compaction.  The old expunges are then forgotten (floor), the
+ * recent ones still listed exactly.
+ */
+static void test_churn_bounded(void)
+{
+	enum { LIVE = 50, ROUNDS = 3 * MODSEQ_VANISHED_KEEP };
+	struct modseq_store *a = NULL;
+	struct maildir_msg m[LIVE];
+	uint64_t early = 0, late = 0, h;
+	char p[4200];
+	struct stat sb;
+	uint32_t *v = NULL;
+	size_t nv = 0;
+	int failed = 0;
+
+	path(p, MODSEQ_FILE);
+	unlink(p);
+	fill(m, LIVE, 0);
+	T_EQ(modseq_open(dir, &a, err, sizeof(err)), 0);
+	for (int i = 0; i < ROUNDS; i++) {
+		/* expunge the oldest, add one above the newest */
+		memmove(&m[0], &m[1], (LIVE - 1) * sizeof(m[0]));
+		m[LIVE - 1].uid = m[LIVE - 2].uid + 1;
+		h = sync_msgs(a, m, LIVE);
+		if (h == 0)
+			failed++;
+		if (i == 10)
+			early = h;
+		if (i == ROUNDS - 11)
+			late = h;
+	}
+	T_EQ(failed, 0);
+	T_EQ(stat(p, &sb), 0);
+	T_OK(sb.st_size < 64 + 24 * (2 * (LIVE + MODSEQ_VANISHED_KEEP) + MODSEQ_COMPACT_SLACK + 10));
+	/* since long ago: incomplete (floor passed); since lately: the last 10 exactly */
+	T_EQ(modseq_vanished_since(a, early, &v, &nv), 0);
+	free(v);
+	v = NULL;
+	T_EQ(modseq_vanished_since(a, late, &v, &nv), 1);
+	T_EQ(nv, 10);
+	T_OK(v != NULL && v[9] == m[0].uid - 1);
+	free(v);
+	modseq_free(a);
+}
+
 int main(void)
 {
 	if (mkdtemp(dir) == NULL)
@@ -237,6 +285,7 @@ int main(void)
 	T_RUN(test_basic);
 	T_RUN(test_corrupt_and_missing);
 	T_RUN(test_compaction);
+	T_RUN(test_churn_bounded);
 	{
 		char p[4200];
 		path(p, MODSEQ_FILE); unlink(p);
