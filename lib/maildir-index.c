@@ -183,6 +183,21 @@ size_t maildir_index_head_len(const struct maildir_index_hdr *h)
 	return MAILDIR_INDEX_HDR_LEN + (size_t)h->path_len + (size_t)h->nmsgs * MAILDIR_INDEX_REC_LEN;
 }
 
+int maildir_index_seal(void *buf, size_t len)
+{
+	struct maildir_index_hdr h;
+	size_t headlen;
+
+	if (parse_hdr(buf, len, &h) < 0)
+		return -1;
+	headlen = maildir_index_head_len(&h);
+	if (headlen > len)
+		return -1;
+	put32((unsigned char *)buf + H_SUM, index_sum(buf, headlen, (const char *)buf + headlen,
+						      len - headlen));
+	return 0;
+}
+
 static int parse_split(const void *head, size_t headlen, const char *names,
 		       size_t names_len, struct maildir_index_view *v)
 {

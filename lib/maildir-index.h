@@ -74,6 +74,13 @@ struct maildir_index_view {
 int maildir_index_parse(const void *buf, size_t len, int hdr_only,
 			struct maildir_index_view *v);
 
+/*
+ * Writes the checksum that BUF[0..len) must carry (a fuzz target seals its
+ * inputs so that they reach the record checks); -1 if the header itself
+ * does not parse.
+ */
+int maildir_index_seal(void *buf, size_t len);
+
 /* Bytes of header, path and records for a parsed header. */
 size_t maildir_index_head_len(const struct maildir_index_hdr *h);
 
