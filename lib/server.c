@@ -5,9 +5,11 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <grp.h>
 #include <netdb.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
@@ -29,7 +31,7 @@ static void on_stop(int sig)
 	stop_requested = 1;
 }
 
-/* Only interrupts accept() so that the loop reaps children. */
+/* Only interrupts ppoll() so that the loop reaps children. */
 static void on_child(int sig)
 {
 	(void)sig;
@@ -156,31 +158,51 @@ static int systemd_listen_fd(void)
 	return SD_LISTEN_FDS_START;
 }
 
+/*
+ * Signals stay blocked except while ppoll() waits, so a SIGTERM is never
+ * lost in the gap between testing stop_requested and blocking in accept()
+ * (a server stopped right after it started would otherwise sit in accept()
+ * for good).  The listener is non-blocking: ppoll() says when to accept.
+ */
 static int accept_loop(int lfd, const struct server_opts *o, server_session_fn fn, void *arg)
 {
 	struct sigaction sa = { 0 };
+	sigset_t block, orig;
 	int max = o->max_children > 0 ? o->max_children : 500;
 	int nkids = 0;
 	pid_t *kids = calloc((size_t)max, sizeof(*kids));
 
 	if (kids == NULL)
 		return EX_OSERR;
+	sigemptyset(&block);
+	sigaddset(&block, SIGCHLD);
+	sigaddset(&block, SIGTERM);
+	sigaddset(&block, SIGINT);
+	sigprocmask(SIG_BLOCK, &block, &orig);
 	sa.sa_handler = on_stop;
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGINT, &sa, NULL);
 	sa.sa_handler = on_child;
-	sa.sa_flags = SA_NOCLDSTOP;	/* no SA_RESTART: accept() returns EINTR */
+	sa.sa_flags = SA_NOCLDSTOP;
 	sigaction(SIGCHLD, &sa, NULL);
+	fcntl(lfd, F_SETFL, fcntl(lfd, F_GETFL) | O_NONBLOCK);
 
 	while (!stop_requested) {
+		struct pollfd p = { .fd = lfd, .events = POLLIN };
 		char peer[64];
 		pid_t pid;
 		int fd;
 
 		nkids = reap(kids, nkids);
+		if (ppoll(&p, 1, NULL, &orig) < 0) {
+			if (errno == EINTR)
+				continue;	/* a signal: stop_requested or a child to reap */
+			log_err("poll", "error=%s", log_q(strerror(errno)));
+			break;
+		}
 		fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
 		if (fd < 0) {
-			if (server_accept_retry(errno))
+			if (errno == EAGAIN || errno == EWOULDBLOCK || server_accept_retry(errno))
 				continue;
 			break;
 		}
@@ -201,6 +223,7 @@ static int accept_loop(int lfd, const struct server_opts *o, server_session_fn f
 			signal(SIGTERM, SIG_DFL);
 			signal(SIGINT, SIG_DFL);
 			signal(SIGCHLD, SIG_DFL);
+			sigprocmask(SIG_SETMASK, &orig, NULL);
 			close(lfd);
 			_exit(fn(fd, fd, peer, arg));
 		}
@@ -213,6 +236,7 @@ static int accept_loop(int lfd, const struct server_opts *o, server_session_fn f
 	while (nkids > 0 && waitpid(-1, NULL, 0) > 0)
 		nkids--;
 	free(kids);
+	sigprocmask(SIG_SETMASK, &orig, NULL);
 	return stop_requested ? 0 : EX_OSERR;
 }
 
