@@ -13,6 +13,8 @@
 #include "conn-transport.h"
 
 #include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -107,6 +109,13 @@ int conn_timeout_ms(const struct conn *c)
 int conn_fd_in(const struct conn *c)
 {
 	return c->fd_in;
+}
+
+void conn_ack_now(const struct conn *c)
+{
+	int one = 1;
+
+	(void)setsockopt(c->fd_in, IPPROTO_TCP, TCP_QUICKACK, &one, sizeof(one));
 }
 
 int conn_fd_out(const struct conn *c)

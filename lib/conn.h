@@ -43,6 +43,17 @@ int conn_fd_in(const struct conn *c);
 int conn_fd_out(const struct conn *c);
 
 /*
+ * Acknowledges what arrived on the input socket now, not after the
+ * kernel's delayed-ACK timer (up to 40 ms).  A client that writes an IMAP
+ * literal and the CRLF ending its command separately (Python's imaplib)
+ * holds that CRLF under Nagle until the literal is acknowledged, while the
+ * server, waiting for it, has nothing to send that would carry the ACK.
+ * TCP_QUICKACK does not stick: callers ask again after each read that
+ * may end such a literal.  Does nothing when the input is not TCP.
+ */
+void conn_ack_now(const struct conn *c);
+
+/*
  * TLS (lib/conn-tls.c, the only part that links OpenSSL).
  * Starts TLS as the server (implicit TLS, or after "OK Begin TLS").
  * Discards bytes the peer sent before the handshake (STARTTLS command

@@ -50,6 +50,9 @@ static size_t fm_cap;
 
 void imapd_fetch_msg_close(struct imapd_fetch_msg *fm)
 {
+	/* nothing opened (a flags-only FETCH or SEARCH): nothing to reset */
+	if (fm->fd < 0 && fm->mime == NULL && fm->len == 0 && !fm->mapped)
+		return;
 	mime_message_free(fm->mime);
 	if (fm->mapped)
 		munmap((void *)(uintptr_t)fm->data, fm->len);

@@ -23,8 +23,6 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -95,22 +93,6 @@ fail:
 }
 
 /*
- * Acknowledges what the client sent without the kernel's delayed ACK.  The
- * proxy cannot tell where an APPEND literal ends (the session's ack_now()
- * does that on plaintext), and a client that writes the literal and the
- * CRLF ending its command separately (Python's imaplib) holds the CRLF
- * under Nagle until the literal is acknowledged: 40 ms per APPEND.  The
- * kernel drops back to delayed ACKs by itself, so this is asked again
- * after every read; the cost is some ACKs that could have been merged.
- */
-static void ack_now(struct conn *c)
-{
-	int one = 1;
-
-	(void)setsockopt(conn_fd_in(c), IPPROTO_TCP, TCP_QUICKACK, &one, sizeof(one));
-}
-
-/*
  * Relays between the client connection C (TLS) and FD, the session's end
  * of the socketpair, until the session closes it.  Writes to the session
  * never block (a full socketpair would otherwise deadlock against the
@@ -156,7 +138,8 @@ static void tls_proxy(struct conn *c, int fd)
 			if (r > 0) {
 				uplen = (size_t)r;
 				upoff = 0;
-				ack_now(c);
+				/* where a literal ends is the session's business: ACK every read */
+				conn_ack_now(c);
 			} else {
 				/* the client left: the session reads EOF and ends */
 				client_open = 0;

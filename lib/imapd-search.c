@@ -185,8 +185,8 @@ void imapd_cmd_search(struct imapd *s, const struct imap_command *cmd)
 	}
 	/*
 	 * One context for all messages: a flags-only search (UNSEEN on 100k
-	 * messages) then costs the evaluation alone, and only a message whose
-	 * file was opened has anything to close and reset.
+	 * messages) then costs the evaluation alone (closing a message that was
+	 * never opened does nothing).
 	 */
 	struct search_ctx c = { .s = s, .fm = { .fd = -1 }, .hbuf = hbuf };
 	struct imap_search_msg sm = {
@@ -221,10 +221,8 @@ void imapd_cmd_search(struct imapd *s, const struct imap_command *cmd)
 			if (m->modseq > max_modseq)
 				max_modseq = m->modseq;
 		}
-		if (c.opened != 0 || c.fm.fd >= 0 || c.fm.mime != NULL || c.fm.len != 0) {
-			imapd_fetch_msg_close(&c.fm);
-			c.opened = 0;
-		}
+		imapd_fetch_msg_close(&c.fm);
+		c.opened = 0;
 		sm.internaldate = 0;
 		sm.internaldate_tz = 0;
 		sm.size = 0;

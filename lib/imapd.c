@@ -17,8 +17,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <malloc.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -138,21 +136,6 @@ long imapd_read_line(struct imapd *s, char **line, size_t max)
 }
 
 /* ---- streamed APPEND literals --------------------------------------- */
-
-/*
- * After a literal the client still owes the end of the command line, which
- * many clients write on its own (Python's imaplib: the literal, then CRLF).
- * With Nagle's algorithm on their side that small write waits until we ACK
- * the literal, and the kernel delays that ACK by up to 40 ms when we have
- * nothing to send: every APPEND would take 40 ms more.  Acknowledge now.
- * On a pipe or the TLS proxy's socketpair this fails and does nothing.
- */
-static void ack_now(struct imapd *s)
-{
-	int one = 1;
-
-	(void)setsockopt(conn_fd_in(s->conn), IPPROTO_TCP, TCP_QUICKACK, &one, sizeof(one));
-}
 
 static void staged_clear(struct imapd *s)
 {
@@ -659,7 +642,7 @@ static int session_loop(struct imapd *s)
 				if (st < -1)	/* client gone */
 					return 0;
 				if (s->inoff == s->inlen)
-					ack_now(s);
+					conn_ack_now(s->conn);	/* the CRLF after the literal */
 			} else if (li.fits_inline && !li.nonsync) {
 				conn_puts(s->conn, "+ OK\r\n");
 			}

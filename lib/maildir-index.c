@@ -313,7 +313,7 @@ int maildir_index_format(const struct maildir_index_hdr *h, const char *path,
 		memcpy(nm + off, m->fname, l + 1);
 		off += l + 1;
 	}
-	put32(buf + H_SUM, index_sum(buf, len - names, nm, names));
+	(void)maildir_index_seal(buf, len);	/* its header was just written */
 	*out = buf;
 	*outlen = len;
 	return 0;

@@ -133,8 +133,8 @@ void modseq_free(struct modseq_store *st)
 	if (st->lock_fd >= 0)
 		close(st->lock_fd);
 	bigmem_free(st->live);
-	free(st->gone);
-	free(st->pend);
+	bigmem_free(st->gone);
+	bigmem_free(st->pend);
 	free(st->dir);
 	free(st);
 }
@@ -167,6 +167,7 @@ static long live_index(const struct modseq_store *st, uint32_t uid)
 	return -(long)lo - 1;
 }
 
+/* Grows a table (live, gone, pend) to NEED entries; large ones are bigmem. */
 static int grow(void **p, size_t *cap, size_t need, size_t size)
 {
 	size_t c = *cap ? *cap : 64;
@@ -176,29 +177,11 @@ static int grow(void **p, size_t *cap, size_t need, size_t size)
 		return 0;
 	while (c < need)
 		c *= 2;
-	n = realloc(*p, c * size);
+	n = bigmem_realloc(*p, c * size);
 	if (n == NULL)
 		return -1;
 	*p = n;
 	*cap = c;
-	return 0;
-}
-
-/* grow() for the live table, one entry per message: see bigmem.h */
-static int grow_live(struct modseq_store *st, size_t need)
-{
-	size_t c = st->caplive ? st->caplive : 64;
-	struct modseq_entry *n;
-
-	if (need <= st->caplive)
-		return 0;
-	while (c < need)
-		c *= 2;
-	n = bigmem_realloc(st->live, c * sizeof(*n));
-	if (n == NULL)
-		return -1;
-	st->live = n;
-	st->caplive = c;
 	return 0;
 }
 
@@ -215,7 +198,7 @@ static int apply(struct modseq_store *st, const struct rec *r)
 		struct modseq_entry *e;
 		if (i < 0) {
 			size_t at = (size_t)(-i - 1);
-			if (grow_live(st, st->nlive + 1))
+			if (grow((void **)&st->live, &st->caplive, st->nlive + 1, sizeof(*st->live)))
 				return -1;
 			memmove(&st->live[at + 1], &st->live[at], (st->nlive - at) * sizeof(*st->live));
 			st->nlive++;
@@ -390,7 +373,8 @@ static int read_tail(struct modseq_store *st, int peek, char *err, size_t errlen
 	total = (size_t)(sb.st_size - st->off) / REC_SIZE;
 	buf = malloc(CHUNK * REC_SIZE);
 	/* a first load is mostly one SET per message: size the table once */
-	if (buf == NULL || grow_live(st, st->nlive + total) != 0) {
+	if (buf == NULL || grow((void **)&st->live, &st->caplive, st->nlive + total,
+					sizeof(*st->live)) != 0) {
 		free(buf);
 		snprintf(err, errlen, "out of memory");
 		return EX_OSERR;
